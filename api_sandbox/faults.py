@@ -1,0 +1,230 @@
+"""Fault injection and the request log.
+
+Faults are counting-based, never random, so a test that injects "one 503 on the second
+request" gets exactly that on every run. ``FaultSet`` decides, under one lock, which fault
+(if any) a request gets; the engine then acts on that decision.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
+
+KINDS = ("status", "reset", "truncate", "latency", "malformed", "rate_limit", "token_expiry")
+
+
+@dataclass
+class Fault:
+    """One injected misbehaviour.
+
+    ``times`` counts the requests that get the fault (None = forever), after ``skip``
+    matching requests have gone through untouched. For ``rate_limit``, ``times`` counts the
+    429 replies and the window is sliding; for ``token_expiry`` it counts the tokens that are
+    expired (each after ``after`` successful data requests; ``skip`` is not used).
+    ``path`` None matches every data request of the API; a given path matches that exact
+    path (without the API prefix), token endpoints included.
+    """
+
+    kind: str
+    api: str | None = None
+    path: str | None = None
+    status: int = 503
+    retry_after: str | None = None
+    body: bytes | None = None
+    times: int | None = 1
+    skip: int = 0
+    seconds: float = 0.0
+    per_second: int = 10
+    after: int = 0
+
+    def __post_init__(self) -> None:
+        if self.kind not in KINDS:
+            raise ValueError(f"unknown fault kind {self.kind!r}; expected one of {KINDS}")
+        if isinstance(self.body, str):
+            self.body = self.body.encode()
+
+    def matches(self, api: str, path: str, is_data: bool) -> bool:
+        """Whether a request to ``api`` at ``path`` is subject to this fault."""
+        if self.api is not None and self.api != api:
+            return False
+        if self.path is None:
+            return is_data
+        return self.path == path
+
+    def to_json(self) -> dict[str, Any]:
+        """Fields as JSON-friendly values (``body`` as text)."""
+        out = asdict(self)
+        if self.body is not None:
+            out["body"] = self.body.decode("utf-8", "replace")
+        return out
+
+    @classmethod
+    def from_mapping(cls, data: dict[str, Any]) -> Fault:
+        """A fault from a JSON object of its fields; unknown keys are an error, not ignored."""
+        known = {f.name for f in fields(cls)}
+        unknown = set(data) - known
+        if unknown:
+            raise ValueError(f"unknown fault fields: {sorted(unknown)}")
+        return cls(**data)
+
+    @classmethod
+    def parse(cls, spec: str) -> Fault:
+        """Parse the CLI form ``kind=status,api=rewards,status=429,retry_after=2,times=1``.
+
+        ``times=none`` (or ``forever``) means no limit; other values are converted to the
+        field's type.
+        """
+        values: dict[str, Any] = {}
+        for part in spec.split(","):
+            part = part.strip()
+            if not part:
+                continue
+            key, sep, raw = part.partition("=")
+            key = key.strip()
+            if not sep:
+                raise ValueError(f"fault spec part {part!r} is not key=value")
+            raw = raw.strip()
+            if key in ("status", "skip", "per_second", "after"):
+                values[key] = int(raw)
+            elif key == "times":
+                values[key] = None if raw.lower() in ("none", "forever", "") else int(raw)
+            elif key == "seconds":
+                values[key] = float(raw)
+            elif key == "body":
+                values[key] = raw.encode()
+            else:
+                values[key] = raw or None
+        if "kind" not in values:
+            raise ValueError(f"fault spec {spec!r} has no kind=")
+        return cls.from_mapping(values)
+
+
+@dataclass
+class RequestLog:
+    """One request as the sandbox saw it. ``path`` excludes the API prefix; ``status`` is 0
+    when the connection was reset without a reply."""
+
+    api: str
+    method: str
+    path: str
+    query: dict[str, list[str]]
+    body: bytes
+    time: float
+    status: int
+    fault: str | None
+
+    def to_json(self) -> dict[str, Any]:
+        """Fields as JSON-friendly values (``body`` as text)."""
+        out = asdict(self)
+        out["body"] = self.body.decode("utf-8", "replace")
+        return out
+
+
+@dataclass
+class _State:
+    fault: Fault
+    seen: int = 0
+    fired: int = 0
+    window: deque[float] = field(default_factory=deque)
+
+
+@dataclass
+class Decision:
+    """What the engine must do to one request: delay it, then maybe replace its reply."""
+
+    delay: float = 0.0
+    fault: Fault | None = None  # the fault that decides the reply (None: serve normally)
+    latency_applied: bool = False
+
+    @property
+    def label(self) -> str | None:
+        """The fault kind for the request log."""
+        if self.fault is not None:
+            return self.fault.kind
+        return "latency" if self.latency_applied else None
+
+
+class FaultSet:
+    """The active faults with their counters. Thread-safe."""
+
+    def __init__(self, faults: tuple[Fault, ...] | list[Fault] = ()) -> None:
+        self._lock = threading.Lock()
+        self._states: list[_State] = [_State(f) for f in faults]
+
+    def add(self, fault: Fault) -> None:
+        """Activate ``fault`` with fresh counters."""
+        with self._lock:
+            self._states.append(_State(fault))
+
+    def clear(self) -> None:
+        """Remove every fault."""
+        with self._lock:
+            self._states.clear()
+
+    def list(self) -> list[Fault]:
+        """The active faults, in the order they are evaluated."""
+        with self._lock:
+            return [s.fault for s in self._states]
+
+    def decide(self, api: str, path: str, is_data: bool) -> Decision:
+        """Count this request against every matching fault, in order, until one replaces the
+        reply. Latency faults add up; token_expiry is decided later (it needs the token)."""
+        decision = Decision()
+        if not self._states:
+            return decision
+        with self._lock:
+            for state in self._states:
+                fault = state.fault
+                if fault.kind == "token_expiry" or not fault.matches(api, path, is_data):
+                    continue
+                seen = state.seen
+                state.seen += 1
+                if seen < fault.skip:
+                    continue
+                if fault.kind == "rate_limit":
+                    if fault.times is not None and state.fired >= fault.times:
+                        continue
+                    now = time.monotonic()
+                    window = state.window
+                    while window and window[0] <= now - 1.0:
+                        window.popleft()
+                    if len(window) < fault.per_second:
+                        window.append(now)
+                        continue
+                    state.fired += 1
+                    decision.fault = fault
+                    break
+                if fault.times is not None and state.fired >= fault.times:
+                    continue
+                state.fired += 1
+                if fault.kind == "latency":
+                    decision.delay += fault.seconds
+                    decision.latency_applied = True
+                    continue
+                decision.fault = fault
+                break
+        return decision
+
+    def expire_token(self, api: str, path: str, uses: int) -> Fault | None:
+        """The token_expiry fault that rejects a token on its ``uses``-th data request, if any.
+
+        A token works for ``after`` data requests; the next one is rejected and the token is
+        revoked by the caller. Each rejected token counts as one of the fault's ``times``.
+        """
+        if not self._states:
+            return None
+        with self._lock:
+            for state in self._states:
+                fault = state.fault
+                if fault.kind != "token_expiry" or not fault.matches(api, path, True):
+                    continue
+                if uses <= fault.after:
+                    continue
+                if fault.times is not None and state.fired >= fault.times:
+                    continue
+                state.fired += 1
+                return fault
+        return None

@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# The test suite: set up, lint, then every test against the sandbox over HTTP.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export MELTANO_SEND_ANONYMOUS_USAGE_STATS=false MELTANO_CLI_DISABLE_VERSION_CHECK=true
+./scripts/setup.sh
+.venv/bin/ruff check .
+.venv/bin/ruff format --check .
+.venv/bin/pytest "$@"

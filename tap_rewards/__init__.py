@@ -1,0 +1,1 @@
+"""tap-rewards: a Singer tap for the rewards API (seed 004)."""

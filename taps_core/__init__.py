@@ -1,0 +1,1 @@
+"""What the five taps share: retries, errors, auth, redaction, paging and the base stream."""

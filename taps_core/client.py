@@ -1,0 +1,251 @@
+"""The base stream of every tap: requests, retries, errors and parsing, written once.
+
+A tap's streams subclass :class:`CollectionStream` and declare data (name, path,
+``records_jsonpath``, primary keys, a schema file, a paginator); the behaviour the
+contract asks of all five APIs lives here:
+
+- each body is parsed once, with numbers kept exact (floats become ``Decimal``);
+- retryable statuses, resets, timeouts and truncated or unparsable bodies go through
+  :func:`taps_core.retry.call_with_retries`;
+- a 401 to an OAuth token invalidates the token and replays the request once;
+- any other failure becomes one :class:`taps_core.errors.APIError` naming the tap,
+  stream, method, path, status and the API's own error text.
+"""
+
+from __future__ import annotations
+
+import decimal
+import re
+import typing as t
+from functools import cache, cached_property
+from pathlib import Path
+
+import msgspec
+import orjson
+import requests
+from singer_sdk import RESTStream
+from singer_sdk.helpers.jsonpath import extract_jsonpath
+from singer_sdk.pagination import SinglePagePaginator
+
+from taps_core.errors import (
+    APIError,
+    RetryableResponseError,
+    api_error_text,
+    request_label,
+    status_text,
+)
+from taps_core.pagination import RepeatGuard
+from taps_core.retry import RETRYABLE_STATUSES, RetryPolicy, call_with_retries, describe_transient
+
+if t.TYPE_CHECKING:
+    from singer_sdk.helpers.types import Context
+
+_decoder = msgspec.json.Decoder(float_hook=decimal.Decimal)
+_TOP_LEVEL_LIST = re.compile(r"^\$\.([A-Za-z_]\w*)\[\*\]$")
+
+
+@cache
+def _read_schema(path: Path) -> bytes:
+    return path.read_bytes()
+
+
+def load_schema(path: Path) -> dict:
+    """A fresh copy of a schema file (the SDK may edit the dict it is given)."""
+    return orjson.loads(_read_schema(path))
+
+
+def decode_json(content: bytes) -> t.Any:
+    """Parse a body once, keeping every number exact (decimals as ``Decimal``)."""
+    return _decoder.decode(content)
+
+
+class CollectionStream(RESTStream[t.Any]):
+    """Base for all streams of the collection; subclasses are declarations."""
+
+    #: Where the stream's JSON schema file lives (the tap package's ``schemas/``).
+    schemas_dir: t.ClassVar[Path | None] = None
+    #: Statuses retried with backoff; a tap adds to it (reporting adds 400).
+    retry_statuses: t.ClassVar[frozenset[int]] = RETRYABLE_STATUSES
+    #: Told to the user with a 401 or 403, e.g. "Check the api_key setting."
+    auth_hint: t.ClassVar[str] = "Check the tap's credentials."
+
+    def __init__(self, tap: t.Any, *args: t.Any, **kwargs: t.Any) -> None:
+        if self.schemas_dir is not None and kwargs.get("schema") is None:
+            kwargs["schema"] = load_schema(self.schemas_dir / f"{self.name}.json")
+        super().__init__(tap, *args, **kwargs)
+
+    # -- declarations -------------------------------------------------------------------
+
+    @property
+    def url_base(self) -> str:
+        return str(self.config["base_url"]).rstrip("/")
+
+    @property
+    def authenticator(self) -> t.Any:
+        """The tap's one authenticator, so every stream shares one OAuth token."""
+        return self._tap.authenticator
+
+    @property
+    def timeout(self) -> int:
+        return int(self.config.get("request_timeout", 300))
+
+    @cached_property
+    def retry_policy(self) -> RetryPolicy:
+        return RetryPolicy(
+            backoff_factor=float(self.config.get("backoff_factor", 2.0)),
+            max_wait_seconds=float(self.config.get("max_retry_wait_seconds", 60.0)),
+            statuses=self.retry_statuses,
+        )
+
+    def get_new_paginator(self) -> t.Any:
+        """One page unless the stream declares a paginator."""
+        return SinglePagePaginator()
+
+    # -- parsing ------------------------------------------------------------------------
+
+    @cached_property
+    def _top_level_key(self) -> str | None:
+        match = _TOP_LEVEL_LIST.match(self.records_jsonpath)
+        return match.group(1) if match else None
+
+    @staticmethod
+    def body(response: requests.Response) -> t.Any:
+        """The response's parsed JSON, parsed on first use and kept on the response."""
+        parsed = getattr(response, "_parsed_body", _MISSING)
+        if parsed is _MISSING:
+            parsed = decode_json(response.content)
+            response._parsed_body = parsed  # type: ignore[attr-defined]
+        return parsed
+
+    def rows(self, response: requests.Response) -> list[dict]:
+        """The page's records as the API sent them, extracted once per response."""
+        rows = getattr(response, "_rows", None)
+        if rows is None:
+            body = self.body(response)
+            key = self._top_level_key
+            if key is not None:
+                rows = (body.get(key) if isinstance(body, dict) else None) or []
+            elif self.records_jsonpath == "$":
+                rows = [body] if body else []
+            else:
+                rows = list(extract_jsonpath(self.records_jsonpath, input=body))
+            response._rows = rows  # type: ignore[attr-defined]
+        return rows
+
+    def parse_response(self, response: requests.Response) -> t.Iterable[dict]:
+        return self.rows(response)
+
+    def check_body(self, response: requests.Response) -> None:
+        """Raise for an API error hidden in a 2xx body; the default trusts the status."""
+
+    # -- requests -----------------------------------------------------------------------
+
+    def record_key(self, record: dict) -> t.Hashable:
+        """What identifies a record within this stream, for the repeat guard."""
+        keys = self.primary_keys or ()
+        if keys:
+            return tuple(record.get(k) for k in keys)
+        return msgspec.json.encode(record)
+
+    def request_records(self, context: Context | None) -> t.Iterable[dict]:
+        """Walk the pages, emitting each record once, never looping on a repeated page."""
+        paginator = self.get_new_paginator()
+        send = self.request_decorator(self._request)
+        guard = RepeatGuard(self.record_key)
+        with self.get_http_request_counter() as request_counter:
+            request_counter.with_context(context)
+            while not paginator.finished:
+                prepared = self._prepare_request(context=context, page=paginator)
+                response = send(prepared, context)
+                request_counter.increment()
+                page = list(self.parse_response(response))
+                fresh, repeated = guard.admit(page)
+                if repeated:
+                    self.logger.info(
+                        "Stream %s: page at %s repeats records already emitted; "
+                        "the list is complete.",
+                        self.name,
+                        paginator.current_value,
+                    )
+                    break
+                yield from fresh
+                if not page and not paginator.continue_if_empty(response):
+                    break
+                paginator.advance(response)
+
+    def request_decorator(self, func: t.Callable) -> t.Callable:
+        """Retry per :class:`RetryPolicy`; turn what is left into one clear APIError."""
+        policy = self.retry_policy
+
+        def send(prepared: requests.PreparedRequest, context: Context | None) -> requests.Response:
+            label = request_label(prepared.method, prepared.url)
+            try:
+                return call_with_retries(
+                    lambda: func(prepared, context), policy, logger=self.logger, what=label
+                )
+            except RetryableResponseError as error:
+                raise self._api_error(
+                    error.response, label, f"after {policy.max_retries + 1} attempts"
+                ) from None
+            except requests.exceptions.RequestException as error:
+                msg = (
+                    f"{self.tap_name} stream '{self.name}': {label} failed after "
+                    f"{policy.max_retries + 1} attempts: {describe_transient(error)}."
+                )
+                raise APIError(msg) from None
+
+        return send
+
+    def _send(self, prepared: requests.PreparedRequest) -> requests.Response:
+        return self.requests_session.send(
+            self.authenticator(prepared),
+            timeout=self.timeout,
+            allow_redirects=self.allow_redirects,
+        )
+
+    def _request(
+        self, prepared_request: requests.PreparedRequest, context: Context | None
+    ) -> requests.Response:
+        response = self._send(prepared_request)
+        if response.status_code == 401 and hasattr(self.authenticator, "invalidate"):
+            self.logger.info("Stream %s: access token refused (401); fetching a new one", self.name)
+            self.authenticator.invalidate()
+            response = self._send(prepared_request)
+        self._write_request_duration_log(
+            endpoint=self.path, response=response, context=context, extra_tags=None
+        )
+        self.validate_response(response)
+        return response
+
+    def validate_response(self, response: requests.Response) -> None:
+        """Sort a response into retryable, fatal or good, parsing its body once."""
+        status = response.status_code
+        label = request_label(response.request.method, response.url)
+        if status in self.retry_statuses:
+            text = api_error_text(response.content)
+            raise RetryableResponseError(
+                response, status_text(status) + (f": {text}" if text else "")
+            )
+        if status >= 400:
+            raise self._api_error(response, label)
+        try:
+            self.body(response)
+        except msgspec.DecodeError:
+            raise RetryableResponseError(response, "response body is not valid JSON") from None
+        self.check_body(response)
+
+    def _api_error(self, response: requests.Response, label: str, attempts: str = "") -> APIError:
+        status = response.status_code
+        if status < 300:
+            detail, text = f"{status} with a body that is not valid JSON", ""
+        else:
+            detail, text = status_text(status), api_error_text(response.content)
+        hint = f" {self.auth_hint}" if status in (401, 403) else ""
+        msg = (
+            f"{self.tap_name} stream '{self.name}': {label} answered {detail}"
+            f"{' ' + attempts if attempts else ''}{': ' + text if text else ''}.{hint}"
+        )
+        return APIError(msg, status=status)
+
+
+_MISSING = object()

@@ -1,0 +1,64 @@
+"""Paginators the taps share, and the guard that keeps a page from being emitted twice."""
+
+from __future__ import annotations
+
+import typing as t
+
+from singer_sdk.pagination import BaseAPIPaginator
+
+if t.TYPE_CHECKING:
+    import requests
+
+RowsOf = t.Callable[["requests.Response"], list]
+TotalOf = t.Callable[["requests.Response"], "int | None"]
+
+
+class OffsetTotalPaginator(BaseAPIPaginator[int]):
+    """``offset``/``limit`` paging that trusts the rows served, not the rows asked for.
+
+    A server may cap a page below the ``limit`` asked (rewards invoices serve 10 when
+    asked for 100), so the next offset is ``offset + rows served``, and a short page
+    ends the list only when there is no total to say otherwise. With a total, the list
+    ends at ``offset + rows >= total``; without one, on a page shorter than the limit.
+    An empty page always ends it.
+    """
+
+    def __init__(self, limit: int, rows_of: RowsOf, total_of: TotalOf, start: int = 0) -> None:
+        super().__init__(start)
+        self.limit = limit
+        self._rows_of = rows_of
+        self._total_of = total_of
+
+    def get_next(self, response: requests.Response) -> int | None:
+        rows = len(self._rows_of(response))
+        if rows == 0:
+            return None
+        following = self.current_value + rows
+        total = self._total_of(response)
+        if total is not None:
+            return following if following < total else None
+        return following if rows >= self.limit else None
+
+
+class RepeatGuard:
+    """Ends a stream whose page repeats what this sync already emitted.
+
+    Two ways a page can repeat: a list that ignores paging parameters serves the same
+    rows at every offset (the whole page repeats: the stream ends), and a newest-first
+    list that grows during the sync shifts rows from one page onto the next (those
+    rows are dropped, the rest are kept). Only the previous page's keys are kept, so
+    memory stays flat however long the stream.
+    """
+
+    def __init__(self, key_of: t.Callable[[dict], t.Hashable]) -> None:
+        self._key_of = key_of
+        self._previous: set[t.Hashable] = set()
+
+    def admit(self, page: list[dict]) -> tuple[list[dict], bool]:
+        """Return the page's new records, and whether the whole page was a repeat."""
+        keys = [self._key_of(record) for record in page]
+        previous, self._previous = self._previous, set(keys)
+        if not previous:
+            return page, False
+        fresh = [record for record, key in zip(page, keys, strict=True) if key not in previous]
+        return fresh, bool(page) and not fresh

@@ -1,0 +1,194 @@
+"""Helpers the tests share: running a tap against the sandbox and reading what it wrote."""
+
+from __future__ import annotations
+
+import contextlib
+import decimal
+import io
+import json
+import os
+import subprocess
+import sys
+import typing as t
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from singer_sdk import Tap
+
+from tap_rewards.tap import TapRewards
+
+ROOT = Path(__file__).resolve().parent.parent
+VENV_BIN = Path(sys.executable).parent
+#: Fast retries in tests; the policy itself (factor 2) is tested with a fake clock.
+FAST_RETRIES = {"backoff_factor": 0.01, "max_retry_wait_seconds": 5}
+
+
+@dataclass(frozen=True)
+class TapCase:
+    """One tap of the collection, as the parametrised contract tests see it."""
+
+    tap_class: type[Tap]
+    api: str
+    #: Properties the tap adds that the API does not send, per stream.
+    derived: dict[str, frozenset[str]] = field(default_factory=dict)
+
+    @property
+    def name(self) -> str:
+        return self.tap_class.name
+
+    @property
+    def executable(self) -> str:
+        return str(VENV_BIN / self.name)
+
+    def config(self, sandbox: t.Any, **overrides: t.Any) -> dict:
+        return {
+            "base_url": sandbox.base_url(self.api),
+            **sandbox.credentials(self.api),
+            **FAST_RETRIES,
+            **overrides,
+        }
+
+
+#: Every tap, as each issue adds one.
+TAPS = [
+    TapCase(
+        TapRewards, "rewards", derived={"balance_transactions": frozenset({"transaction_key"})}
+    ),
+]
+
+
+@dataclass
+class SyncResult:
+    """What one sync wrote to stdout, parsed."""
+
+    messages: list[dict]
+
+    def records(self, stream: str) -> list[dict]:
+        return [
+            m["record"] for m in self.messages if m["type"] == "RECORD" and m["stream"] == stream
+        ]
+
+    @property
+    def streams(self) -> set[str]:
+        return {m["stream"] for m in self.messages if m["type"] == "RECORD"}
+
+    @property
+    def schemas(self) -> dict[str, dict]:
+        return {m["stream"]: m for m in self.messages if m["type"] == "SCHEMA"}
+
+    @property
+    def last_state(self) -> dict:
+        states = [m["value"] for m in self.messages if m["type"] == "STATE"]
+        return states[-1] if states else {}
+
+
+def parse_messages(text: str) -> SyncResult:
+    return SyncResult(
+        [
+            json.loads(line, parse_float=decimal.Decimal)
+            for line in text.splitlines()
+            if line.strip()
+        ]
+    )
+
+
+def sync_in_process(
+    tap_class: type[Tap], config: dict, *, state: dict | None = None, catalog: dict | None = None
+) -> SyncResult:
+    """Run the Tap class in this process, capturing stdout as the bytes a target would read."""
+    buffer = io.BytesIO()
+    stdout = io.TextIOWrapper(buffer, encoding="utf-8", write_through=True)
+    tap = tap_class(config=config, state=state, catalog=catalog, validate_config=True)
+    with contextlib.redirect_stdout(stdout):
+        tap.sync_all()
+        stdout.flush()
+    return parse_messages(buffer.getvalue().decode())
+
+
+@dataclass
+class CliResult:
+    returncode: int
+    stdout: str
+    stderr: str
+
+    @property
+    def sync(self) -> SyncResult:
+        return parse_messages(self.stdout)
+
+
+def run_cli(
+    executable: str,
+    config: dict,
+    tmp_path: Path,
+    *args: str,
+    state: dict | None = None,
+    env: dict | None = None,
+    timeout: float = 120,
+) -> CliResult:
+    """Run the tap's console script, as Meltano or a shell pipe would."""
+    config_file = tmp_path / "config.json"
+    config_file.write_text(json.dumps(config))
+    command = [executable, "--config", str(config_file), *args]
+    if state is not None:
+        state_file = tmp_path / "state.json"
+        state_file.write_text(json.dumps(state))
+        command += ["--state", str(state_file)]
+    proc = subprocess.run(
+        command,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, **(env or {})},
+        check=False,
+    )
+    return CliResult(proc.returncode, proc.stdout, proc.stderr)
+
+
+def assert_matches_ground_truth(
+    case: TapCase, stream: str, emitted: list[dict], truth: list[dict]
+) -> None:
+    """Every row of the sandbox, exactly once, with equal values."""
+    derived = case.derived.get(stream, frozenset())
+    stripped = [{k: v for k, v in r.items() if k not in derived} for r in emitted]
+    expected = [json.loads(json.dumps(r), parse_float=decimal.Decimal) for r in truth]
+    assert len(emitted) == len(truth), (
+        f"{stream}: {len(emitted)} records emitted, sandbox has {len(truth)}"
+    )
+    key_props = (
+        case.tap_class(config=_dummy_config(case), validate_config=False)
+        .streams[stream]
+        .primary_keys
+    )
+    keys = [tuple(r.get(k) for k in key_props) for r in emitted]
+    assert all(all(part is not None for part in key) for key in keys), f"{stream}: null key"
+    duplicates = [k for k, n in Counter(keys).items() if n > 1]
+    assert not duplicates, f"{stream}: duplicate keys {duplicates[:5]}"
+    canon = lambda r: json.dumps(r, sort_keys=True, default=str)  # noqa: E731
+    assert Counter(map(canon, stripped)) == Counter(map(canon, expected)), (
+        f"{stream}: values differ"
+    )
+
+
+def _dummy_config(case: TapCase) -> dict:
+    props = case.tap_class.config_jsonschema.get("properties", {})
+    return {
+        name: "x" for name in case.tap_class.config_jsonschema.get("required", []) if name in props
+    }
+
+
+_shared: t.Any = None
+
+
+def shared_sandbox() -> t.Any:
+    """One sandbox for the read-only tests (never given faults or mutations)."""
+    global _shared
+    if _shared is None:
+        import atexit
+
+        from api_sandbox import Sandbox
+
+        _shared = Sandbox(seed=42)
+        _shared.__enter__()
+        atexit.register(_shared.__exit__, None, None, None)
+    return _shared

@@ -1,0 +1,53 @@
+"""Incremental sync on created_at: the second sync reads only what is new."""
+
+from __future__ import annotations
+
+from tests.support import TAPS, sync_in_process
+from tests.test_rewards_pagination import _selected
+
+REWARDS = next(case for case in TAPS if case.api == "rewards")
+INCREMENTAL = ("orders", "balance_transactions")
+
+
+def test_second_sync_with_state_emits_only_records_created_since(sandbox):
+    config = REWARDS.config(sandbox)
+    catalog = _selected(REWARDS.tap_class(config=config), *INCREMENTAL)
+    first = sync_in_process(REWARDS.tap_class, config, catalog=catalog)
+    state = first.last_state
+    bookmarks = {
+        stream: state["bookmarks"][stream]["replication_key_value"] for stream in INCREMENTAL
+    }
+    for stream in INCREMENTAL:
+        assert bookmarks[stream] == max(r["created_at"] for r in sandbox.records("rewards", stream))
+
+    new_ids = sandbox.mutate("rewards", "orders", new=5, modified=3)
+    sandbox.clear_requests()
+    second = sync_in_process(REWARDS.tap_class, config, catalog=catalog, state=state)
+
+    orders = second.records("orders")
+    truth = sandbox.records("rewards", "orders")
+    expected = {r["id"] for r in truth if r["created_at"] >= bookmarks["orders"]}
+    assert {r["id"] for r in orders} == expected
+    assert set(new_ids) & expected, "the new orders must be in the second sync"
+    assert len(orders) < len(truth)
+    assert second.last_state["bookmarks"]["orders"]["replication_key_value"] == max(
+        r["created_at"] for r in truth
+    )
+    sent = {
+        r.path: r.query.get("created_at[gte]")
+        for r in sandbox.requests
+        if r.path in ("/v2/orders", "/v2/balance_transactions")
+    }
+    assert sent["/v2/orders"] == [bookmarks["orders"]]
+    assert sent["/v2/balance_transactions"] == [bookmarks["balance_transactions"]]
+
+
+def test_start_date_limits_the_first_sync(sandbox):
+    truth = sandbox.records("rewards", "orders")
+    cutoff = sorted(r["created_at"] for r in truth)[len(truth) // 2]
+    config = REWARDS.config(sandbox, start_date=cutoff)
+    catalog = _selected(REWARDS.tap_class(config=config), "orders")
+    result = sync_in_process(REWARDS.tap_class, config, catalog=catalog)
+    assert {r["id"] for r in result.records("orders")} == {
+        r["id"] for r in truth if r["created_at"] >= cutoff
+    }

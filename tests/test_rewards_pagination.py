@@ -1,0 +1,95 @@
+"""tap-rewards pages as the contract says: capped pages, totals, exact multiples, empties."""
+
+from __future__ import annotations
+
+import pytest
+
+from api_sandbox import Sandbox
+from tap_rewards.tap import TapRewards
+from tests.support import TAPS, assert_matches_ground_truth, sync_in_process
+
+REWARDS = next(case for case in TAPS if case.api == "rewards")
+
+
+def _selected(catalog_tap: TapRewards, *streams: str) -> dict:
+    catalog = catalog_tap.catalog_dict
+    for entry in catalog["streams"]:
+        for md in entry["metadata"]:
+            if md["breadcrumb"] == []:
+                md["metadata"]["selected"] = entry["tap_stream_id"] in streams
+    return catalog
+
+
+def _sync_streams(sandbox, *streams: str):
+    config = REWARDS.config(sandbox)
+    catalog = _selected(TapRewards(config=config), *streams)
+    sandbox.clear_requests()
+    return sync_in_process(TapRewards, config, catalog=catalog)
+
+
+def _requests(sandbox, path: str):
+    return [r for r in sandbox.requests if r.path == path]
+
+
+def test_invoices_capped_at_ten_a_page_lose_nothing(shared):
+    result = _sync_streams(shared, "invoices")
+    truth = shared.records("rewards", "invoices")
+    assert len(truth) > 10
+    assert_matches_ground_truth(REWARDS, "invoices", result.records("invoices"), truth)
+    asked = _requests(shared, "/v2/invoices")
+    assert [r.query["limit"] for r in asked] == [["100"]] * len(asked)
+    assert [int(r.query["offset"][0]) for r in asked] == list(range(0, len(truth), 10))
+
+
+@pytest.mark.parametrize(
+    ("count", "expected_requests"),
+    [(0, 1), (1, 1), (100, 1), (200, 2), (250, 3)],
+    ids=["empty", "one", "one-full-page", "exact-multiple", "partial-last-page"],
+)
+def test_orders_pages_end_on_total_count(count, expected_requests):
+    with Sandbox(seed=7, counts={"rewards": {"orders": count}}) as sandbox:
+        result = _sync_streams(sandbox, "orders")
+        assert_matches_ground_truth(
+            REWARDS, "orders", result.records("orders"), sandbox.records("rewards", "orders")
+        )
+        assert len(_requests(sandbox, "/v2/orders")) == expected_requests
+
+
+@pytest.mark.parametrize(
+    ("count", "expected_requests"),
+    [(0, 1), (1, 1), (10, 2), (30, 4), (35, 4)],
+    ids=["empty", "one", "one-full-page", "exact-multiple", "partial-last-page"],
+)
+def test_balance_transactions_without_total_end_on_a_short_or_empty_page(count, expected_requests):
+    with Sandbox(seed=7, counts={"rewards": {"balance_transactions": count}}) as sandbox:
+        result = _sync_streams(sandbox, "balance_transactions")
+        assert_matches_ground_truth(
+            REWARDS,
+            "balance_transactions",
+            result.records("balance_transactions"),
+            sandbox.records("rewards", "balance_transactions"),
+        )
+        assert len(_requests(sandbox, "/v2/balance_transactions")) == expected_requests
+
+
+def test_unpaged_lists_are_read_once(shared):
+    streams = ("products", "funding_sources", "campaigns", "organizations", "members")
+    result = _sync_streams(shared, *streams)
+    for stream in streams:
+        assert_matches_ground_truth(
+            REWARDS, stream, result.records(stream), shared.records("rewards", stream)
+        )
+    for path in ("/v2/products", "/v2/campaigns", "/v2/organizations", "/v2/members"):
+        assert len(_requests(shared, path)) == 1, path
+
+
+def test_identical_balance_transactions_keep_distinct_stable_keys(shared):
+    first = _sync_streams(shared, "balance_transactions").records("balance_transactions")
+    second = _sync_streams(shared, "balance_transactions").records("balance_transactions")
+    keys = [r["transaction_key"] for r in first]
+    assert len(set(keys)) == len(keys)
+    assert keys == [r["transaction_key"] for r in second]
+    content = [
+        tuple(sorted((k, str(v)) for k, v in r.items() if k != "transaction_key")) for r in first
+    ]
+    assert len(set(content)) < len(content), "the sandbox should serve two identical rows"
