@@ -19,9 +19,7 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", default="127.0.0.1", help="address to bind (keep it local)")
     serve.add_argument("--port", type=int, default=8765, help="port; 0 picks a free one")
     serve.add_argument("--seed", type=int, default=42, help="data seed")
-    serve.add_argument(
-        "--records", type=int, default=None, help="count of every paginated stream"
-    )
+    serve.add_argument("--records", type=int, default=None, help="count of every paginated stream")
     serve.add_argument(
         "--fault",
         action="append",
@@ -40,8 +38,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ValueError as exc:
         print(f"api-sandbox: {exc}", file=sys.stderr)
         return 2
-    sandbox = Sandbox(seed=args.seed, records=args.records, faults=faults, host=args.host,
-                      port=args.port)
+    sandbox = Sandbox(
+        seed=args.seed, records=args.records, faults=faults, host=args.host, port=args.port
+    )
 
     def stop(signum: int, frame: FrameType | None) -> None:
         sandbox.stop()

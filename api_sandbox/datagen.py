@@ -38,6 +38,9 @@ _ID_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 _ID_BITS = 50
 _ID_MASK = (1 << _ID_BITS) - 1
 _GOLDEN = 0x9E3779B97F4A7C15
+SEED_BLOCK = 64
+#: Size of the pools that lists of sub-objects are drawn from (see ``_Compiler``).
+POOL_SIZE = 256
 #: Two id characters per 10 bits: ids are made millions of times, a lookup beats a loop.
 _ID_PAIRS = tuple(a + b for b in _ID_ALPHABET for a in _ID_ALPHABET)
 
@@ -117,9 +120,14 @@ def make_id(namespace_seed: int, index: int, prefix: str = "") -> str:
     """A unique, random-looking id for ``index``: an odd multiplier modulo 2**50 is a bijection."""
     x = (index * _GOLDEN + namespace_seed) & _ID_MASK
     t = _ID_PAIRS
-    return prefix + t[x & 1023] + t[(x >> 10) & 1023] + t[(x >> 20) & 1023] + t[
-        (x >> 30) & 1023
-    ] + t[x >> 40]
+    return (
+        prefix
+        + t[x & 1023]
+        + t[(x >> 10) & 1023]
+        + t[(x >> 20) & 1023]
+        + t[(x >> 30) & 1023]
+        + t[x >> 40]
+    )
 
 
 _DAYS: dict[int, str] = {}
@@ -182,8 +190,9 @@ def _make_sentence(rng: random.Random, low: int, high: int) -> str:
 #: Free text comes from fixed pools (built from a constant seed): one pick per value keeps
 #: generation fast, and text content carries no meaning for the taps.
 _SENTENCES = {
-    (low, high): tuple(_make_sentence(random.Random(f"{low}-{high}-{i}"), low, high)
-                       for i in range(512))
+    (low, high): tuple(
+        _make_sentence(random.Random(f"{low}-{high}-{i}"), low, high) for i in range(512)
+    )
     for low, high in ((3, 8), (2, 5))
 }
 PERSON_NAMES = tuple(f"{first} {last}" for first in FIRST_NAMES for last in LAST_NAMES)
@@ -195,6 +204,15 @@ def sentence(rng: random.Random, low: int = 3, high: int = 8) -> str:
     if pool is None:
         return _make_sentence(rng, low, high)
     return pool[int(rng.random() * len(pool))]
+
+
+def compact_dumps(value: Any) -> bytes:
+    """``orjson.dumps`` copied to an exact-size bytes object.
+
+    orjson hands back its whole output buffer (several KB for a 1 KB record); keeping a
+    million of those would cost gigabytes, the copy costs a fraction of a microsecond.
+    """
+    return memoryview(orjson.dumps(value)).tobytes()
 
 
 def load_fields(api: str) -> dict[str, Any]:
@@ -225,8 +243,9 @@ class _Compiler:
     Evaluation order is the literal's left-to-right order, so output is deterministic.
     """
 
-    def __init__(self, overrides: Mapping[str, Gen]) -> None:
+    def __init__(self, overrides: Mapping[str, Gen], pool_seed: int | None) -> None:
         self.overrides = overrides
+        self.pool_seed = pool_seed
         self.namespace: dict[str, Any] = {
             "iso": iso,
             "iso_date": iso_date,
@@ -305,9 +324,12 @@ class _Compiler:
                 parts.append(f"{key!r}: {self.expr(sub, sub_path, key)}")
             code = "{" + ", ".join(parts) + "}"
         elif main == "array":
-            item = self.expr(schema.get("items", {}), f"{path}[]", name)
+            items = schema.get("items", {})
+            item = self.expr(items, f"{path}[]", name)
             low = 0 if nullable else 1
             code = f"[{item} for _ in range({low} + int(rnd() * {4 - low}))]"
+            if self.pool_seed is not None and self._poolable(items, f"{path}[]"):
+                code = self._pool(code, path)
         elif main == "string":
             code = self.string(name, schema.get("format"))
         elif main == "number":
@@ -328,21 +350,51 @@ class _Compiler:
             return f"(None if rnd() < {NULL_RATE} else {code})"
         return code
 
+    def _poolable(self, schema: Mapping[str, Any], path: str) -> bool:
+        """Lists of sub-objects with no timestamps and no overrides inside can be pooled."""
+        if _types(schema)[0] != "object":
+            return False
+        text = orjson.dumps(schema)
+        if b'"format"' in text:
+            return False
+        return not any(key.startswith(path) for key in self.overrides)
+
+    def _pool(self, code: str, path: str) -> str:
+        """Draw the value from POOL_SIZE variants made once, instead of building it per record.
+
+        Lists of sub-objects (custom fields, images) are the costliest part of a record and
+        carry no identity; sharing variants keeps a million records quick to make. The pool
+        is seeded from the stream seed and path, so it is as deterministic as the records.
+        """
+        sub = _Compiler({}, None)
+        sub.namespace.update(self.namespace)
+        source = f"def _gen(c):\n    rnd = c.rng.random\n    return {code}\n"
+        exec(compile(source, "<api_sandbox.datagen>", "exec"), sub.namespace)
+        rng = random.Random(stable_seed(self.pool_seed, path))
+        ctx = Ctx(rng, 0, EPOCH_START, None)
+        pool = tuple(sub.namespace["_gen"](ctx) for _ in range(POOL_SIZE))
+        return self.pick(pool)
+
     def build(self, schema: Mapping[str, Any]) -> Gen:
         source = f"def _gen(c):\n    rnd = c.rng.random\n    return {self.expr(schema, '', '')}\n"
         exec(compile(source, "<api_sandbox.datagen>", "exec"), self.namespace)
         return self.namespace["_gen"]
 
 
-def compile_schema(schema: Mapping[str, Any], overrides: Mapping[str, Gen] | None = None) -> Gen:
+def compile_schema(
+    schema: Mapping[str, Any],
+    overrides: Mapping[str, Gen] | None = None,
+    pool_seed: int | None = None,
+) -> Gen:
     """Compile ``schema`` into a generator of one value per call (given a ``Ctx``).
 
     ``overrides`` maps a dotted path (``payment.total``; array items add ``[]``, as in
     ``rewards[].id``; ``""`` is the whole value) to a generator that replaces the
     schema-driven one, null decision included. Every property of every object is generated,
-    so records always carry the full field set the real API returns.
+    so records always carry the full field set the real API returns. With ``pool_seed``,
+    lists of sub-objects are drawn from seeded pools (see ``_Compiler._pool``).
     """
-    return _Compiler(overrides or {}).build(schema)
+    return _Compiler(overrides or {}, pool_seed).build(schema)
 
 
 # --------------------------------------------------------------------------- streams
@@ -439,7 +491,7 @@ class StreamGenerator:
             )
         if spec.id_prefix and "id" in spec.schema.get("properties", {}):
             overrides.setdefault("id", lambda c: c.id)
-        self._gen = compile_schema(spec.schema, overrides)
+        self._gen = compile_schema(spec.schema, overrides, self._base)
         self._lock = threading.RLock()
         self._data: StreamData | None = None
 
@@ -451,7 +503,8 @@ class StreamGenerator:
         self._rng.seed(self._base ^ ((index * _GOLDEN) & 0xFFFFFFFFFFFFFFFF))
 
     def make(self, index: int, ts: int) -> dict[str, Any]:
-        """Record ``index`` created at ``ts``, as a fresh dict (the RNG is re-seeded first)."""
+        """Record ``index`` created at ``ts`` from its own seed (records created by ``mutate``;
+        the initial list is generated in seeded blocks, see ``_build``)."""
         self._seed_for(index)
         ctx = Ctx(self._rng, index, ts, self.record_id(index))
         return self._gen(ctx)
@@ -476,7 +529,6 @@ class StreamGenerator:
         step = max(span // max(n, 1), 1)
         rows: list[bytes] = []
         times: list[int] = []
-        dumps = orjson.dumps
         dup = self.spec.duplicate_every
         rng = self._rng
         for index in range(n):
@@ -484,10 +536,14 @@ class StreamGenerator:
                 rows.append(rows[-1])
                 times.append(times[-1])
                 continue
-            self._seed_for(index)
+            if index % SEED_BLOCK == 0:
+                # Re-seeding Mersenne Twister costs as much as generating a record, so the
+                # initial list is seeded once per block of records: still a pure function of
+                # (seed, api, stream, index) and of the count asked for.
+                self._seed_for(index)
             ts = EPOCH_START + (index * span) // n + int(rng.random() * step)
             ctx = Ctx(rng, index, ts, self.record_id(index))
-            rows.append(dumps(self._gen(ctx)))
+            rows.append(compact_dumps(self._gen(ctx)))
             times.append(ts)
         rows.reverse()
         times.reverse()
@@ -512,7 +568,7 @@ class StreamGenerator:
                 rng.seed(stable_seed(self._base, "modify", data.next_index, pos))
                 record = orjson.loads(rows[pos])
                 self.spec.modify(record, rng)
-                rows[pos] = orjson.dumps(record)
+                rows[pos] = compact_dumps(record)
                 changed.append(self._ident(record))
             created: list[str] = []
             fresh_rows: list[bytes] = []
@@ -523,7 +579,7 @@ class StreamGenerator:
                 self._seed_for(index)
                 ts += 60 + int(self._rng.random() * 3540)
                 record = self.make(index, ts)
-                fresh_rows.append(orjson.dumps(record))
+                fresh_rows.append(compact_dumps(record))
                 fresh_times.append(ts)
                 created.append(self._ident(record))
                 index += 1

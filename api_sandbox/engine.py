@@ -9,6 +9,7 @@ control endpoints that scripts use when the sandbox runs as a separate process.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import http
 import socket
@@ -445,7 +446,7 @@ class _Connection(BaseHTTPRequestHandler):
     disable_nagle_algorithm = True
     server: _Server
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
+    def log_message(self, format: str, *args: Any) -> None:
         """Request logging to stderr is off: benchmarks make millions of requests."""
 
     def setup(self) -> None:
@@ -517,10 +518,8 @@ class _Server(ThreadingHTTPServer):
         with self._open_lock:
             socks = list(self._open)
         for sock in socks:
-            try:
+            with contextlib.suppress(OSError):
                 sock.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         """Clients that hang up mid-request are normal under fault tests: stay quiet."""

@@ -21,6 +21,6 @@ done
 echo "Sandbox APIs:"; grep "http://" output/sandbox.log
 
 for tap in $TAPS; do
-  .venv/bin/meltano --environment=sandbox run "$tap" target-duckdb
+  .venv/bin/meltano --environment=sandbox run --full-refresh "$tap" target-duckdb
 done
 .venv/bin/python scripts/row_counts.py output/warehouse.duckdb --sandbox "http://127.0.0.1:$PORT"

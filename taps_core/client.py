@@ -15,6 +15,7 @@ contract asks of all five APIs lives here:
 from __future__ import annotations
 
 import decimal
+import logging
 import re
 import typing as t
 from functools import cache, cached_property
@@ -25,6 +26,7 @@ import orjson
 import requests
 from singer_sdk import RESTStream
 from singer_sdk.helpers.jsonpath import extract_jsonpath
+from singer_sdk.mapper import SameRecordTransform
 from singer_sdk.pagination import SinglePagePaginator
 
 from taps_core.errors import (
@@ -35,6 +37,7 @@ from taps_core.errors import (
     status_text,
 )
 from taps_core.pagination import RepeatGuard
+from taps_core.records import Conformer, RecordLine
 from taps_core.retry import RETRYABLE_STATUSES, RetryPolicy, call_with_retries, describe_transient
 
 if t.TYPE_CHECKING:
@@ -101,6 +104,24 @@ class CollectionStream(RESTStream[t.Any]):
         """One page unless the stream declares a paginator."""
         return SinglePagePaginator()
 
+    @property
+    def requests_session(self) -> requests.Session:
+        """A session that reads proxy and CA settings from the environment once.
+
+        With ``trust_env`` on, requests looks up proxies (and ``.netrc``) in the
+        environment on every request; resolving them once keeps them honoured at
+        no per-request cost.
+        """
+        session = self._requests_session
+        if session is None or session.trust_env:
+            session = session or requests.Session()
+            settings = session.merge_environment_settings(self.url_base, {}, None, None, None)
+            session.proxies.update(settings["proxies"])
+            session.verify = settings["verify"]
+            session.trust_env = False
+            self._requests_session = session
+        return session
+
     # -- parsing ------------------------------------------------------------------------
 
     @cached_property
@@ -137,6 +158,72 @@ class CollectionStream(RESTStream[t.Any]):
 
     def check_body(self, response: requests.Response) -> None:
         """Raise for an API error hidden in a 2xx body; the default trusts the status."""
+
+    # -- the record path (see taps_core.records) ----------------------------------------
+
+    @cached_property
+    def _fast_record_path(self) -> tuple[Conformer, RecordLine] | None:
+        """The fast path, unless stream maps, flattening or field selection need the SDK's."""
+        maps = self.stream_maps
+        if len(maps) != 1 or type(maps[0]) is not SameRecordTransform:
+            return None
+        if self._tap.config.get("flattening_enabled"):
+            return None
+        if not all(self.mask.values()):
+            return None  # some properties deselected: the SDK prunes them
+        return Conformer(self.effective_schema), RecordLine(
+            maps[0].stream_alias, self._stream_version
+        )
+
+    def _write_record_message(self, record: dict) -> None:
+        fast = self._fast_record_path
+        if fast is None:
+            super()._write_record_message(record)
+            return
+        conform, line = fast
+        line.write(conform(record))
+        self.state_manager.is_flushed = False
+        if len(conform.unmapped) != self._unmapped_reported:
+            self._unmapped_reported = len(conform.unmapped)
+            self.logger.warning(
+                "Stream %s: properties not in the schema were dropped: %s",
+                self.name,
+                ", ".join(sorted(conform.unmapped)),
+            )
+
+    _unmapped_reported = 0
+
+    def _process_record(
+        self,
+        record: dict,
+        child_context: Context | None = None,
+        partition_context: Context | None = None,
+    ) -> None:
+        """Skip the SDK's per-record child-context work for a stream with no children."""
+        if self.child_streams or partition_context:
+            super()._process_record(record, child_context, partition_context)
+
+    def _increment_stream_state(
+        self, latest_record: dict, *, context: Context | None = None
+    ) -> None:
+        """Hand the SDK only records that can move the bookmark.
+
+        The SDK keeps the greatest replication value, compared as JSON-compatible
+        strings; a value no greater than the greatest seen cannot change the state.
+        """
+        key = self.replication_key
+        if key and context is None:
+            value = latest_record.get(key)
+            greatest = self._greatest_seen
+            if isinstance(value, str) and greatest is not None and value <= greatest:
+                return
+            super()._increment_stream_state(latest_record, context=context)
+            if isinstance(value, str):
+                self._greatest_seen = value
+            return
+        super()._increment_stream_state(latest_record, context=context)
+
+    _greatest_seen: str | None = None
 
     # -- requests -----------------------------------------------------------------------
 
@@ -203,6 +290,11 @@ class CollectionStream(RESTStream[t.Any]):
             allow_redirects=self.allow_redirects,
         )
 
+    @cached_property
+    def _log_each_request(self) -> bool:
+        """A METRIC line a request only when debugging: at INFO it is noise and cost."""
+        return self.logger.isEnabledFor(logging.DEBUG)
+
     def _request(
         self, prepared_request: requests.PreparedRequest, context: Context | None
     ) -> requests.Response:
@@ -211,9 +303,10 @@ class CollectionStream(RESTStream[t.Any]):
             self.logger.info("Stream %s: access token refused (401); fetching a new one", self.name)
             self.authenticator.invalidate()
             response = self._send(prepared_request)
-        self._write_request_duration_log(
-            endpoint=self.path, response=response, context=context, extra_tags=None
-        )
+        if self._log_each_request:
+            self._write_request_duration_log(
+                endpoint=self.path, response=response, context=context, extra_tags=None
+            )
         self.validate_response(response)
         return response
 

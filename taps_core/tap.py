@@ -13,6 +13,7 @@ from singer_sdk import typing as th
 from singer_sdk.exceptions import ConfigValidationError
 
 from taps_core.errors import ConfigError, TapError
+from taps_core.records import FastWriter
 from taps_core.redact import install as install_redaction
 from taps_core.redact import redact, register_secret
 
@@ -51,8 +52,12 @@ COMMON_SETTINGS = th.PropertiesList(
 class CollectionTap(Tap):
     """Base for the five taps. A tap declares ``name``, settings and ``stream_types``."""
 
-    #: The tap's stream classes, in the order they sync.
+    #: The tap's stream classes.
     stream_types: t.ClassVar[list[type[CollectionStream]]] = []
+    #: msgspec for SCHEMA and STATE; RECORD lines take the fast path in taps_core.records.
+    message_writer_class = FastWriter
+    #: The distribution all five taps ship in, for the version the SDK reports.
+    package_name = "singer-tap-collection"
 
     def discover_streams(self) -> list[CollectionStream]:
         return [stream_type(tap=self) for stream_type in self.stream_types]

@@ -63,6 +63,8 @@ class SyncResult:
     """What one sync wrote to stdout, parsed."""
 
     messages: list[dict]
+    #: The lines as written, for tests about the exact text.
+    text: str = ""
 
     def records(self, stream: str) -> list[dict]:
         return [
@@ -89,7 +91,8 @@ def parse_messages(text: str) -> SyncResult:
             json.loads(line, parse_float=decimal.Decimal)
             for line in text.splitlines()
             if line.strip()
-        ]
+        ],
+        text,
     )
 
 

@@ -155,11 +155,12 @@ class RewardsApi(Api):
             },
             "expires_at": lambda c: None if c.rng.random() < 0.3 else iso(c.ts + 365 * 86400),
         }
+        embedded_ids = stable_seed(seed, self.name, "orders.rewards")
         embedded = compile_schema(
             reward_item,
             {**reward_overrides, "id": _none, "order_id": _none, "created_at": _none},
+            embedded_ids,
         )
-        embedded_ids = stable_seed(seed, self.name, "orders.rewards")
 
         def order_rewards(c: Ctx) -> list[dict[str, Any]]:
             out = []
@@ -222,8 +223,10 @@ class RewardsApi(Api):
                 4,
                 id_prefix="CP",
                 overrides={
-                    "name": lambda c: f"{pick(c.rng, ('Spring', 'Summer', 'Holiday'))} "
-                    f"{pick(c.rng, ('Thank You', 'Referral', 'Survey'))} {c.index + 1}",
+                    "name": lambda c: (
+                        f"{pick(c.rng, ('Spring', 'Summer', 'Holiday'))} "
+                        f"{pick(c.rng, ('Thank You', 'Referral', 'Survey'))} {c.index + 1}"
+                    ),
                     "products": lambda c: [p for p in (self._ref(c, "products", 0.0),) if p],
                 },
                 modify=cycle_field("fee_charged_to", ("ORGANIZATION", "RECIPIENT")),

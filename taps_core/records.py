@@ -1,0 +1,201 @@
+"""The record path: from a parsed page to RECORD lines on stdout, with no wasted work.
+
+The SDK's default path walks every value of every record to conform its type,
+serialises with simplejson and flushes stdout once per message. Records parsed from
+JSON need almost none of that: their values are already JSON types. What a schema
+can still ask of them is compiled once per stream here:
+
+- drop properties the schema does not declare (the SDK does, and warns once), at
+  every level, which only needs a set comparison per object;
+- turn non-boolean values of boolean-only properties into booleans (the SDK's rule).
+
+Everything else passes through untouched, in place. Lines are encoded with msgspec
+(``Decimal`` as a JSON number, so numbers keep every digit) and written to the
+buffered stdout; the SDK's writer flushes at every STATE message, so a target never
+sees a state before the records it covers.
+"""
+
+from __future__ import annotations
+
+import decimal
+import sys
+import time
+import typing as t
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+
+import msgspec
+from singer_sdk.singerlib.encoding import GenericSingerWriter
+
+if t.TYPE_CHECKING:
+    from singer_sdk.singerlib.messages import Message
+
+
+def _enc_hook(value: t.Any) -> t.Any:
+    """What msgspec cannot encode by itself, as the SDK would write it."""
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if hasattr(value, "isoformat"):
+        return value.isoformat()
+    if isinstance(value, decimal.Decimal):
+        return str(value)
+    msg = f"cannot serialise {type(value).__name__}"
+    raise TypeError(msg)
+
+
+encoder = msgspec.json.Encoder(enc_hook=_enc_hook, decimal_format="number")
+
+
+class FastWriter(GenericSingerWriter[bytes, "Message"]):
+    """Writes SCHEMA and STATE messages with msgspec, flushing each (they are few).
+
+    RECORD lines bypass message objects altogether (:class:`RecordLine`), and share
+    stdout's buffer; the flush here is what pushes them out before each STATE.
+    """
+
+    def serialize_message(self, message: Message) -> bytes:
+        return encoder.encode(message.to_dict())
+
+    def format_message(self, message: Message) -> bytes:
+        return self.serialize_message(message) + b"\n"
+
+    def write_message(self, message: Message) -> None:
+        out = sys.stdout.buffer
+        out.write(self.format_message(message))
+        out.flush()
+
+
+class RecordLine:
+    """Builds one stream's RECORD lines: a fixed prefix, the record, the time."""
+
+    def __init__(self, stream_alias: str, version: int | None = None) -> None:
+        head = {"type": "RECORD", "stream": stream_alias}
+        self._prefix = encoder.encode(head)[:-1] + b',"record":'
+        self._version = b"" if version is None else b',"version":' + encoder.encode(version)
+        self._second = -1
+        self._time_suffix = b""
+
+    def _time(self) -> bytes:
+        """``time_extracted``, rebuilt once a second rather than once a record."""
+        now = time.time()
+        second = int(now)
+        if second != self._second:
+            stamp = datetime.fromtimestamp(second, tz=timezone.utc).isoformat()
+            self._second = second
+            self._time_suffix = self._version + b',"time_extracted":"' + stamp.encode() + b'"}\n'
+        return self._time_suffix
+
+    def write(self, record: dict) -> None:
+        sys.stdout.buffer.write(self._prefix + encoder.encode(record) + self._time())
+
+
+@dataclass
+class _ObjectPlan:
+    """What conforming one object of a schema takes; empty parts cost nothing."""
+
+    allowed: frozenset[str]
+    open: bool  # additionalProperties: keep undeclared keys
+    path: str  # "payment.refund." - for the warning about undeclared properties
+    objects: dict[str, _ObjectPlan] = field(default_factory=dict)
+    object_lists: dict[str, _ObjectPlan] = field(default_factory=dict)
+    booleans: tuple[str, ...] = ()
+    boolean_lists: tuple[str, ...] = ()
+
+
+def _types(schema: dict) -> set[str]:
+    kinds = schema.get("type", [])
+    kinds = {kinds} if isinstance(kinds, str) else set(kinds)
+    for option in schema.get("anyOf", []):
+        kinds |= _types(option)
+    return kinds
+
+
+def _is_boolean_only(schema: dict) -> bool:
+    return _types(schema) - {"null"} == {"boolean"}
+
+
+def _plan(schema: dict, path: str = "") -> _ObjectPlan:
+    properties = schema.get("properties", {})
+    plan = _ObjectPlan(frozenset(properties), bool(schema.get("additionalProperties")), path)
+    booleans, boolean_lists = [], []
+    for name, sub in properties.items():
+        kinds = _types(sub)
+        if "object" in kinds and "properties" in sub:
+            plan.objects[name] = _plan(sub, f"{path}{name}.")
+        elif "array" in kinds and isinstance(sub.get("items"), dict):
+            items = sub["items"]
+            if "object" in _types(items) and "properties" in items:
+                plan.object_lists[name] = _plan(items, f"{path}{name}.")
+            elif _is_boolean_only(items):
+                boolean_lists.append(name)
+        elif _is_boolean_only(sub):
+            booleans.append(name)
+    plan.booleans, plan.boolean_lists = tuple(booleans), tuple(boolean_lists)
+    return plan
+
+
+class Conformer:
+    """Conforms records to one stream's schema, in place, as the SDK's rules say.
+
+    The schema is compiled into one straight-line Python function, so the work per
+    record is a set comparison per nested object and nothing else: no recursion, no
+    per-value type dispatch.
+    """
+
+    def __init__(self, schema: dict) -> None:
+        #: Undeclared properties seen, for one warning (as the SDK gives).
+        self.unmapped: set[str] = set()
+        self._plans: list[_ObjectPlan] = []
+        lines = ["def conform(o0):"]
+        self._emit(_plan(schema), "o0", lines, depth=1)
+        lines.append("    return o0")
+        namespace = {
+            "ALLOWED": [p.allowed for p in self._plans],
+            "drop": self._drop_undeclared,
+        }
+        exec(
+            compile("\n".join(lines), f"<conformer {len(self._plans)} objects>", "exec"), namespace
+        )
+        self._conform: t.Callable[[dict], dict] = namespace["conform"]
+
+    def __call__(self, record: dict) -> dict:
+        return self._conform(record)
+
+    def _drop_undeclared(self, obj: dict, index: int) -> dict:
+        plan = self._plans[index]
+        self.unmapped.update(plan.path + k for k in obj if k not in plan.allowed)
+        return {k: v for k, v in obj.items() if k in plan.allowed}
+
+    def _emit(self, plan: _ObjectPlan, var: str, lines: list[str], depth: int) -> None:
+        """Lines conforming the dict in ``var``; ``var`` is rebound if keys are dropped."""
+        pad = "    " * depth
+        index = len(self._plans)
+        self._plans.append(plan)
+        if not plan.open:
+            lines.append(f"{pad}if not ALLOWED[{index}].issuperset({var}):")
+            lines.append(f"{pad}    {var} = drop({var}, {index})")
+        child = f"o{depth}"
+        for name, sub in plan.objects.items():
+            lines.append(f"{pad}{child} = {var}.get({name!r})")
+            lines.append(f"{pad}if type({child}) is dict:")
+            self._emit(sub, child, lines, depth + 1)
+            lines.append(f"{pad}    {var}[{name!r}] = {child}")
+        for name, sub in plan.object_lists.items():
+            items, position = f"l{depth}", f"i{depth}"
+            lines.append(f"{pad}{items} = {var}.get({name!r})")
+            lines.append(f"{pad}if type({items}) is list:")
+            lines.append(f"{pad}    for {position}, {child} in enumerate({items}):")
+            lines.append(f"{pad}        if type({child}) is dict:")
+            self._emit(sub, child, lines, depth + 3)
+            lines.append(f"{pad}            {items}[{position}] = {child}")
+        for name in plan.booleans:
+            lines.append(f"{pad}{child} = {var}.get({name!r})")
+            lines.append(f"{pad}if {child} is not None and type({child}) is not bool:")
+            lines.append(f"{pad}    {var}[{name!r}] = {child} != 0")
+        for name in plan.boolean_lists:
+            lines.append(f"{pad}{child} = {var}.get({name!r})")
+            lines.append(f"{pad}if type({child}) is list:")
+            lines.append(
+                f"{pad}    {var}[{name!r}] = "
+                f"[v if v is None or type(v) is bool else v != 0 for v in {child}]"
+            )

@@ -1,0 +1,85 @@
+"""The fast record path writes the same records as the SDK's own path, digit for digit."""
+
+from __future__ import annotations
+
+import json
+from decimal import Decimal
+
+import pytest
+from pytest_httpserver import HTTPServer
+
+from taps_core.client import CollectionStream
+from taps_core.records import Conformer
+from tests.support import FAST_RETRIES, TAPS, sync_in_process
+
+EXACT_NUMBERS = (
+    '{"orders":[{"id":"o-1","created_at":"2024-01-01T00:00:00Z","status":"COMPLETE",'
+    '"payment":{"subtotal":0.1,"total":12345678901234567890,"fees":0.1234567890123456789012345,'
+    '"discount":1e-7,"currency_code":"USD"},"rewards":[]}],"total_count":1}'
+)
+
+
+@pytest.mark.parametrize("case", TAPS, ids=lambda case: case.name)
+def test_fast_path_records_equal_the_sdk_path_records(case, shared, monkeypatch):
+    fast = sync_in_process(case.tap_class, case.config(shared))
+    with monkeypatch.context() as patch:
+        patch.setattr(CollectionStream, "_fast_record_path", None)
+        slow = sync_in_process(case.tap_class, case.config(shared))
+    assert fast.streams == slow.streams
+    for stream in fast.streams:
+        assert fast.records(stream) == slow.records(stream), stream
+        assert fast.records(stream), stream
+
+
+def test_numbers_keep_every_digit(httpserver: HTTPServer, tmp_path):
+    httpserver.expect_request("/v2/orders").respond_with_data(
+        EXACT_NUMBERS, content_type="application/json"
+    )
+    case = next(c for c in TAPS if c.api == "rewards")
+    config = {"api_key": "k" * 12, "base_url": httpserver.url_for("").rstrip("/"), **FAST_RETRIES}
+    tap = case.tap_class(config=config)
+    catalog = tap.catalog_dict
+    for entry in catalog["streams"]:
+        for md in entry["metadata"]:
+            if md["breadcrumb"] == []:
+                md["metadata"]["selected"] = entry["tap_stream_id"] == "orders"
+    result = sync_in_process(case.tap_class, config, catalog=catalog)
+    (line,) = [ln for ln in result.text.splitlines() if '"type":"RECORD"' in ln]
+    payment = json.loads(line)["record"]["payment"]
+    assert payment["total"] == 12345678901234567890
+    assert '"subtotal":0.1,' in line
+    assert '"total":12345678901234567890,' in line
+    assert '"fees":0.1234567890123456789012345,' in line
+    assert Decimal(line.split('"discount":')[1].split(",")[0]) == Decimal("1e-7")
+
+
+def test_undeclared_properties_are_dropped_at_every_level_like_the_sdk():
+    schema = {
+        "properties": {
+            "id": {"type": "string"},
+            "flag": {"type": ["boolean", "null"]},
+            "inner": {"type": ["object", "null"], "properties": {"a": {"type": "integer"}}},
+            "items": {
+                "type": "array",
+                "items": {"type": "object", "properties": {"b": {"type": "boolean"}}},
+            },
+            "open": {"type": "object", "additionalProperties": True, "properties": {}},
+        }
+    }
+    conform = Conformer(schema)
+    record = {
+        "id": "1",
+        "flag": 1,
+        "extra": 2,
+        "inner": {"a": 1, "z": 0},
+        "items": [{"b": 0, "c": 1}, None],
+        "open": {"anything": 1},
+    }
+    assert conform(record) == {
+        "id": "1",
+        "flag": True,
+        "inner": {"a": 1},
+        "items": [{"b": False}, None],
+        "open": {"anything": 1},
+    }
+    assert conform.unmapped == {"extra", "inner.z", "items.c"}
