@@ -41,35 +41,36 @@ def test_invoices_capped_at_ten_a_page_lose_nothing(shared):
     assert [int(r.query["offset"][0]) for r in asked] == list(range(0, len(truth), 10))
 
 
-@pytest.mark.parametrize(
-    ("count", "expected_requests"),
-    [(0, 1), (1, 1), (100, 1), (200, 2), (250, 3)],
-    ids=["empty", "one", "one-full-page", "exact-multiple", "partial-last-page"],
-)
-def test_orders_pages_end_on_total_count(count, expected_requests):
-    with Sandbox(seed=7, counts={"rewards": {"orders": count}}) as sandbox:
-        result = _sync_streams(sandbox, "orders")
-        assert_matches_ground_truth(
-            REWARDS, "orders", result.records("orders"), sandbox.records("rewards", "orders")
-        )
-        assert len(_requests(sandbox, "/v2/orders")) == expected_requests
+# orders carry total_count (pages of 100): the list ends at offset + rows >= total.
+# balance_transactions do not (pages of 10): a short or empty page ends the list.
+PAGING_CASES = [
+    ("orders", "/v2/orders", 0, 1),
+    ("orders", "/v2/orders", 1, 1),
+    ("orders", "/v2/orders", 100, 1),
+    ("orders", "/v2/orders", 200, 2),
+    ("orders", "/v2/orders", 250, 3),
+    ("balance_transactions", "/v2/balance_transactions", 0, 1),
+    ("balance_transactions", "/v2/balance_transactions", 1, 1),
+    ("balance_transactions", "/v2/balance_transactions", 10, 2),
+    ("balance_transactions", "/v2/balance_transactions", 30, 4),
+    ("balance_transactions", "/v2/balance_transactions", 35, 4),
+]
 
 
 @pytest.mark.parametrize(
-    ("count", "expected_requests"),
-    [(0, 1), (1, 1), (10, 2), (30, 4), (35, 4)],
-    ids=["empty", "one", "one-full-page", "exact-multiple", "partial-last-page"],
+    ("stream", "path", "count", "expected_requests"),
+    PAGING_CASES,
+    ids=[f"{stream}-{count}" for stream, _, count, _ in PAGING_CASES],
 )
-def test_balance_transactions_without_total_end_on_a_short_or_empty_page(count, expected_requests):
-    with Sandbox(seed=7, counts={"rewards": {"balance_transactions": count}}) as sandbox:
-        result = _sync_streams(sandbox, "balance_transactions")
-        assert_matches_ground_truth(
-            REWARDS,
-            "balance_transactions",
-            result.records("balance_transactions"),
-            sandbox.records("rewards", "balance_transactions"),
-        )
-        assert len(_requests(sandbox, "/v2/balance_transactions")) == expected_requests
+def test_paging_ends_exactly_on_empty_single_exact_multiple_and_partial_lists(
+    stream, path, count, expected_requests
+):
+    with Sandbox(seed=7, counts={"rewards": {stream: count}}) as sandbox:
+        result = _sync_streams(sandbox, stream)
+        truth = sandbox.records("rewards", stream)
+        assert len(truth) == count
+        assert_matches_ground_truth(REWARDS, stream, result.records(stream), truth)
+        assert len(_requests(sandbox, path)) == expected_requests
 
 
 def test_unpaged_lists_are_read_once(shared):
