@@ -238,6 +238,8 @@ class CollectionStream(RESTStream[t.Any]):
         """Walk the pages, emitting each record once, never looping on a repeated page."""
         paginator = self.get_new_paginator()
         send = self.request_decorator(self._request)
+        if context is None:
+            self._greatest_seen = None
         guard = RepeatGuard(self.record_key)
         with self.get_http_request_counter() as request_counter:
             request_counter.with_context(context)

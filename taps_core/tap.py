@@ -81,6 +81,7 @@ class CollectionTap(Tap):
         }
         for name in secret_names:
             register_secret(self._config.get(name))
+        self._coerce_numeric_strings()
         try:
             errors = super()._validate_config(raise_errors=raise_errors)
         except ConfigValidationError as error:
@@ -91,6 +92,26 @@ class CollectionTap(Tap):
             msg = f"{self.name}: the settings are not valid: {problems}."
             raise ConfigError(msg)
         return errors
+
+    def _coerce_numeric_strings(self) -> None:
+        """Accept "0.5" for a number setting: environment variables only carry text.
+
+        Meltano hands a setting from an environment variable over as a string unless
+        its kind converts it (and its ``decimal`` kind then fails to serialise).
+        """
+        for name, spec in self.config_jsonschema.get("properties", {}).items():
+            value = self._config.get(name)
+            kinds = spec.get("type", [])
+            kinds = [kinds] if isinstance(kinds, str) else kinds
+            if not isinstance(value, str) or "string" in kinds:
+                continue
+            try:
+                if "integer" in kinds and value.strip().lstrip("-").isdigit():
+                    self._config[name] = int(value)
+                elif "number" in kinds:
+                    self._config[name] = float(value)
+            except ValueError:
+                pass  # left as it is: validation names the setting
 
     def _date_time_errors(self) -> list[str]:
         """JSON Schema validation does not assert formats: check date-time settings here."""

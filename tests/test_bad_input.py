@@ -60,3 +60,11 @@ def test_the_secret_stays_out_of_retry_logs(sandbox, tmp_path):
     assert result.returncode == 0, result.stderr[-2000:]
     assert "retry 1 of 3" in result.stderr
     assert config["api_key"] not in result.stderr
+
+
+def test_numbers_given_as_text_are_read_and_bad_ones_named(sandbox, tmp_path):
+    config = REWARDS.config(sandbox, backoff_factor="0.01", request_timeout="30")
+    synced = run_cli(REWARDS.executable, config, tmp_path)
+    assert synced.returncode == 0, synced.stderr[-2000:]
+    result = run_cli(REWARDS.executable, {**config, "backoff_factor": "fast"}, tmp_path)
+    _assert_clean_failure(result, "backoff_factor")

@@ -27,6 +27,8 @@ def _meltano_run(case, sandbox, tmp_path, loader: str, **env: str) -> subprocess
         "MELTANO_CLI_DISABLE_VERSION_CHECK": "true",
         "MELTANO_STATE_BACKEND_URI": f"file://{tmp_path}/state",
         f"{prefix}_BASE_URL": sandbox.base_url(case.api),
+        # From the environment a number arrives as text: the tap must take it.
+        f"{prefix}_BACKOFF_FACTOR": "0.01",
         **{f"{prefix}_{k.upper()}": str(v) for k, v in sandbox.credentials(case.api).items()},
         **env,
     }
