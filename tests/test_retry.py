@@ -142,3 +142,25 @@ def test_retry_after_parses_seconds_and_http_dates():
     assert parse_retry_after(email.utils.formatdate(now - 30, usegmt=True), now=now) == 0.0
     assert parse_retry_after("soon") is None
     assert parse_retry_after(None) is None
+
+
+def test_the_sandbox_rate_limit_is_ridden_out_with_retry_after(sandbox):
+    sandbox.add_fault(Fault(kind="rate_limit", api="rewards", per_second=2, times=None))
+    config, catalog = _orders_only(sandbox)
+    result = sync_in_process(REWARDS.tap_class, config, catalog=catalog)
+    assert_matches_ground_truth(
+        REWARDS, "orders", result.records("orders"), sandbox.records("rewards", "orders")
+    )
+    statuses = [r.status for r in _orders_requests(sandbox)]
+    assert statuses.count(200) == 3
+    assert 429 in statuses
+
+
+def test_a_request_slower_than_the_timeout_is_retried(sandbox, caplog):
+    sandbox.add_fault(Fault(kind="latency", api="rewards", path="/v2/orders", seconds=2.5, times=1))
+    config, catalog = _orders_only(sandbox, request_timeout=1)
+    result = sync_in_process(REWARDS.tap_class, config, catalog=catalog)
+    assert_matches_ground_truth(
+        REWARDS, "orders", result.records("orders"), sandbox.records("rewards", "orders")
+    )
+    assert "GET /rewards/v2/orders failed (timed out); retry 1 of 3" in caplog.text
