@@ -10,13 +10,16 @@ can still ask of them is compiled once per stream here:
 - turn non-boolean values of boolean-only properties into booleans (the SDK's rule).
 
 Everything else passes through untouched, in place. Lines are encoded with msgspec
-(``Decimal`` as a JSON number, so numbers keep every digit) and written to the
-buffered stdout; the SDK's writer flushes at every STATE message, so a target never
-sees a state before the records it covers.
+(``Decimal`` as a JSON number, so numbers keep every digit) and gathered into writes of
+64 KiB: with ``PYTHONUNBUFFERED`` set (Meltano and many containers set it) stdout has no
+buffer of its own, and a write per record is a system call per record. Every other
+message (SCHEMA, STATE) first pushes out the records gathered before it, so a target
+never sees a state before the records it covers.
 """
 
 from __future__ import annotations
 
+import atexit
 import decimal
 import sys
 import time
@@ -45,12 +48,46 @@ def _enc_hook(value: t.Any) -> t.Any:
 
 encoder = msgspec.json.Encoder(enc_hook=_enc_hook, decimal_format="number")
 
+#: Records gathered up to this many bytes before one write to stdout.
+WRITE_SIZE = 64 * 1024
+
+
+class _Stdout:
+    """Gathers RECORD lines into large writes; :meth:`flush` before any other message."""
+
+    def __init__(self) -> None:
+        self._pending = bytearray()
+
+    def write(self, line: bytes) -> None:
+        self._pending += line
+        if len(self._pending) >= WRITE_SIZE:
+            self._write_pending()
+
+    def flush(self) -> None:
+        """Push out every gathered line, then stdout's own buffer."""
+        self._write_pending()
+        sys.stdout.buffer.flush()
+
+    def _write_pending(self) -> None:
+        if not self._pending:
+            return
+        out, view = sys.stdout.buffer, memoryview(self._pending)
+        while view:  # an unbuffered stdout may take part of a write
+            written = out.write(view)
+            view = view[written or 0 :]
+        view.release()
+        self._pending.clear()
+
+
+stdout = _Stdout()
+atexit.register(stdout.flush)
+
 
 class FastWriter(GenericSingerWriter[bytes, "Message"]):
     """Writes SCHEMA and STATE messages with msgspec, flushing each (they are few).
 
-    RECORD lines bypass message objects altogether (:class:`RecordLine`), and share
-    stdout's buffer; the flush here is what pushes them out before each STATE.
+    RECORD lines bypass message objects altogether (:class:`RecordLine`) and wait in
+    :data:`stdout`; the flush here is what pushes them out before each other message.
     """
 
     def serialize_message(self, message: Message) -> bytes:
@@ -60,9 +97,8 @@ class FastWriter(GenericSingerWriter[bytes, "Message"]):
         return self.serialize_message(message) + b"\n"
 
     def write_message(self, message: Message) -> None:
-        out = sys.stdout.buffer
-        out.write(self.format_message(message))
-        out.flush()
+        stdout.write(self.format_message(message))
+        stdout.flush()
 
 
 class RecordLine:
@@ -86,7 +122,7 @@ class RecordLine:
         return self._time_suffix
 
     def write(self, record: dict) -> None:
-        sys.stdout.buffer.write(self._prefix + encoder.encode(record) + self._time())
+        stdout.write(self._prefix + encoder.encode(record) + self._time())
 
 
 @dataclass

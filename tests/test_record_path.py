@@ -10,7 +10,7 @@ from pytest_httpserver import HTTPServer
 
 from taps_core.client import CollectionStream
 from taps_core.records import Conformer
-from tests.support import FAST_RETRIES, TAPS, sync_in_process
+from tests.support import FAST_RETRIES, TAPS, run_cli, sync_in_process
 
 EXACT_NUMBERS = (
     '{"orders":[{"id":"o-1","created_at":"2024-01-01T00:00:00Z","status":"COMPLETE",'
@@ -83,3 +83,24 @@ def test_undeclared_properties_are_dropped_at_every_level_like_the_sdk():
         "open": {"anything": 1},
     }
     assert conform.unmapped == {"extra", "inner.z", "items.c"}
+
+
+@pytest.mark.parametrize("unbuffered", ["1", ""], ids=["unbuffered-stdout", "buffered-stdout"])
+def test_records_reach_stdout_before_the_state_that_covers_them(shared, tmp_path, unbuffered):
+    case = next(c for c in TAPS if c.api == "rewards")
+    result = run_cli(
+        case.executable, case.config(shared), tmp_path, env={"PYTHONUNBUFFERED": unbuffered}
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    messages = result.sync.messages
+    for stream in shared.streams(case.api):
+        kinds = [
+            m["type"]
+            for m in messages
+            if m.get("stream") == stream
+            or (m["type"] == "STATE" and stream in m["value"].get("bookmarks", {}))
+        ]
+        first_state = kinds.index("STATE")
+        assert kinds[0] == "SCHEMA", stream
+        assert "RECORD" not in kinds[first_state:], f"{stream}: a record after its state"
+        assert kinds.count("RECORD") == len(shared.records(case.api, stream)), stream
