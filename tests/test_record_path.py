@@ -104,3 +104,13 @@ def test_records_reach_stdout_before_the_state_that_covers_them(shared, tmp_path
         assert kinds[0] == "SCHEMA", stream
         assert "RECORD" not in kinds[first_state:], f"{stream}: a record after its state"
         assert kinds.count("RECORD") == len(shared.records(case.api, stream)), stream
+
+
+def test_a_metric_line_per_request_only_when_debugging(shared, tmp_path):
+    case = next(c for c in TAPS if c.api == "rewards")
+    quiet = run_cli(case.executable, case.config(shared), tmp_path, env={"LOGLEVEL": "INFO"})
+    loud = run_cli(case.executable, case.config(shared), tmp_path, env={"LOGLEVEL": "DEBUG"})
+    assert quiet.returncode == loud.returncode == 0
+    assert "http_request_duration" not in quiet.stderr
+    assert "http_request_count" in quiet.stderr  # the per-stream summary stays
+    assert loud.stderr.count("http_request_duration") >= 3
