@@ -58,6 +58,21 @@ TAPS = [
 ]
 
 
+def tap_case(api: str) -> TapCase:
+    """The tap of one API."""
+    return next(case for case in TAPS if case.api == api)
+
+
+def catalog_selecting(tap_class: type[Tap], config: dict, *streams: str) -> dict:
+    """The tap's discovered catalog with only ``streams`` selected."""
+    catalog = tap_class(config=config).catalog_dict
+    for entry in catalog["streams"]:
+        for md in entry["metadata"]:
+            if md["breadcrumb"] == []:
+                md["metadata"]["selected"] = entry["tap_stream_id"] in streams
+    return catalog
+
+
 @dataclass
 class SyncResult:
     """What one sync wrote to stdout, parsed."""

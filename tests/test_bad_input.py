@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 
 from api_sandbox import Fault
-from tests.support import TAPS, run_cli
+from tests.support import run_cli, tap_case
 
-REWARDS = next(case for case in TAPS if case.api == "rewards")
+REWARDS = tap_case("rewards")
 SENTINEL = "SENTINEL-secret-7f3a9c"
 
 

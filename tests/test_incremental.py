@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-from tests.support import TAPS, sync_in_process
-from tests.test_rewards_pagination import _selected
+from tests.support import catalog_selecting, sync_in_process, tap_case
 
-REWARDS = next(case for case in TAPS if case.api == "rewards")
+REWARDS = tap_case("rewards")
 INCREMENTAL = ("orders", "balance_transactions")
 
 
 def test_second_sync_with_state_emits_only_records_created_since(sandbox):
     config = REWARDS.config(sandbox)
-    catalog = _selected(REWARDS.tap_class(config=config), *INCREMENTAL)
+    catalog = catalog_selecting(REWARDS.tap_class, config, *INCREMENTAL)
     first = sync_in_process(REWARDS.tap_class, config, catalog=catalog)
     state = first.last_state
     bookmarks = {
@@ -46,7 +45,7 @@ def test_start_date_limits_the_first_sync(sandbox):
     truth = sandbox.records("rewards", "orders")
     cutoff = sorted(r["created_at"] for r in truth)[len(truth) // 2]
     config = REWARDS.config(sandbox, start_date=cutoff)
-    catalog = _selected(REWARDS.tap_class(config=config), "orders")
+    catalog = catalog_selecting(REWARDS.tap_class, config, "orders")
     result = sync_in_process(REWARDS.tap_class, config, catalog=catalog)
     assert {r["id"] for r in result.records("orders")} == {
         r["id"] for r in truth if r["created_at"] >= cutoff

@@ -12,26 +12,19 @@ from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
 from tap_rewards.tap import TapRewards
-from tests.support import FAST_RETRIES, sync_in_process
+from tests.support import FAST_RETRIES, catalog_selecting, sync_in_process
 
 
 def _order(i: int) -> dict:
     return {"id": f"ord-{i:05d}", "created_at": "2024-01-01T00:00:00Z", "status": "COMPLETED"}
 
 
-def _only_orders_catalog(config: dict) -> dict:
-    catalog = TapRewards(config=config).catalog_dict
-    for entry in catalog["streams"]:
-        for md in entry["metadata"]:
-            if md["breadcrumb"] == []:
-                md["metadata"]["selected"] = entry["tap_stream_id"] == "orders"
-    return catalog
-
-
 def _sync_orders(httpserver: HTTPServer, handler) -> list[dict]:
     httpserver.expect_request("/v2/orders").respond_with_handler(handler)
     config = {"api_key": "k" * 12, "base_url": httpserver.url_for("").rstrip("/"), **FAST_RETRIES}
-    result = sync_in_process(TapRewards, config, catalog=_only_orders_catalog(config))
+    result = sync_in_process(
+        TapRewards, config, catalog=catalog_selecting(TapRewards, config, "orders")
+    )
     return result.records("orders")
 
 

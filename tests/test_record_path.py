@@ -10,7 +10,14 @@ from pytest_httpserver import HTTPServer
 
 from taps_core.client import CollectionStream
 from taps_core.records import Conformer
-from tests.support import FAST_RETRIES, TAPS, run_cli, sync_in_process
+from tests.support import (
+    FAST_RETRIES,
+    TAPS,
+    catalog_selecting,
+    run_cli,
+    sync_in_process,
+    tap_case,
+)
 
 EXACT_NUMBERS = (
     '{"orders":[{"id":"o-1","created_at":"2024-01-01T00:00:00Z","status":"COMPLETE",'
@@ -35,14 +42,9 @@ def test_numbers_keep_every_digit(httpserver: HTTPServer, tmp_path):
     httpserver.expect_request("/v2/orders").respond_with_data(
         EXACT_NUMBERS, content_type="application/json"
     )
-    case = next(c for c in TAPS if c.api == "rewards")
+    case = tap_case("rewards")
     config = {"api_key": "k" * 12, "base_url": httpserver.url_for("").rstrip("/"), **FAST_RETRIES}
-    tap = case.tap_class(config=config)
-    catalog = tap.catalog_dict
-    for entry in catalog["streams"]:
-        for md in entry["metadata"]:
-            if md["breadcrumb"] == []:
-                md["metadata"]["selected"] = entry["tap_stream_id"] == "orders"
+    catalog = catalog_selecting(case.tap_class, config, "orders")
     result = sync_in_process(case.tap_class, config, catalog=catalog)
     (line,) = [ln for ln in result.text.splitlines() if '"type":"RECORD"' in ln]
     payment = json.loads(line)["record"]["payment"]
@@ -87,7 +89,7 @@ def test_undeclared_properties_are_dropped_at_every_level_like_the_sdk():
 
 @pytest.mark.parametrize("unbuffered", ["1", ""], ids=["unbuffered-stdout", "buffered-stdout"])
 def test_records_reach_stdout_before_the_state_that_covers_them(shared, tmp_path, unbuffered):
-    case = next(c for c in TAPS if c.api == "rewards")
+    case = tap_case("rewards")
     result = run_cli(
         case.executable, case.config(shared), tmp_path, env={"PYTHONUNBUFFERED": unbuffered}
     )
@@ -107,7 +109,7 @@ def test_records_reach_stdout_before_the_state_that_covers_them(shared, tmp_path
 
 
 def test_a_metric_line_per_request_only_when_debugging(shared, tmp_path):
-    case = next(c for c in TAPS if c.api == "rewards")
+    case = tap_case("rewards")
     quiet = run_cli(case.executable, case.config(shared), tmp_path, env={"LOGLEVEL": "INFO"})
     loud = run_cli(case.executable, case.config(shared), tmp_path, env={"LOGLEVEL": "DEBUG"})
     assert quiet.returncode == loud.returncode == 0

@@ -12,17 +12,20 @@ import requests
 from api_sandbox import Fault
 from taps_core.errors import RetryableResponseError
 from taps_core.retry import RetryPolicy, call_with_retries, parse_retry_after
-from tests.support import TAPS, assert_matches_ground_truth, run_cli, sync_in_process
-from tests.test_rewards_pagination import _selected
+from tests.support import (
+    assert_matches_ground_truth,
+    catalog_selecting,
+    run_cli,
+    sync_in_process,
+    tap_case,
+)
 
-REWARDS = next(case for case in TAPS if case.api == "rewards")
+REWARDS = tap_case("rewards")
 
 
 def _orders_only(sandbox, **config):
     config = REWARDS.config(sandbox, **config)
-    from tap_rewards.tap import TapRewards
-
-    return config, _selected(TapRewards(config=config), "orders")
+    return config, catalog_selecting(REWARDS.tap_class, config, "orders")
 
 
 def _orders_requests(sandbox):

@@ -6,23 +6,14 @@ import pytest
 
 from api_sandbox import Sandbox
 from tap_rewards.tap import TapRewards
-from tests.support import TAPS, assert_matches_ground_truth, sync_in_process
+from tests.support import assert_matches_ground_truth, catalog_selecting, sync_in_process, tap_case
 
-REWARDS = next(case for case in TAPS if case.api == "rewards")
-
-
-def _selected(catalog_tap: TapRewards, *streams: str) -> dict:
-    catalog = catalog_tap.catalog_dict
-    for entry in catalog["streams"]:
-        for md in entry["metadata"]:
-            if md["breadcrumb"] == []:
-                md["metadata"]["selected"] = entry["tap_stream_id"] in streams
-    return catalog
+REWARDS = tap_case("rewards")
 
 
 def _sync_streams(sandbox, *streams: str):
     config = REWARDS.config(sandbox)
-    catalog = _selected(TapRewards(config=config), *streams)
+    catalog = catalog_selecting(TapRewards, config, *streams)
     sandbox.clear_requests()
     return sync_in_process(TapRewards, config, catalog=catalog)
 

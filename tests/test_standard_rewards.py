@@ -5,9 +5,9 @@ from __future__ import annotations
 from singer_sdk.testing import SuiteConfig, get_tap_test_class
 
 from tap_rewards.tap import TapRewards
-from tests.support import TAPS, shared_sandbox
+from tests.support import shared_sandbox, tap_case
 
-REWARDS = next(case for case in TAPS if case.api == "rewards")
+REWARDS = tap_case("rewards")
 _sandbox = shared_sandbox()
 _empty = [s for s in _sandbox.streams("rewards") if not _sandbox.records("rewards", s)]
 
