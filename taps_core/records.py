@@ -20,7 +20,6 @@ never sees a state before the records it covers.
 from __future__ import annotations
 
 import atexit
-import decimal
 import sys
 import time
 import typing as t
@@ -35,13 +34,9 @@ if t.TYPE_CHECKING:
 
 
 def _enc_hook(value: t.Any) -> t.Any:
-    """What msgspec cannot encode by itself, as the SDK would write it."""
-    if isinstance(value, datetime):
-        return value.isoformat()
+    """What msgspec cannot encode by itself (dates and times), as the SDK would write it."""
     if hasattr(value, "isoformat"):
         return value.isoformat()
-    if isinstance(value, decimal.Decimal):
-        return str(value)
     msg = f"cannot serialise {type(value).__name__}"
     raise TypeError(msg)
 
@@ -183,7 +178,7 @@ class Conformer:
         self.unmapped: set[str] = set()
         self._plans: list[_ObjectPlan] = []
         lines = ["def conform(o0):"]
-        self._emit(_plan(schema), "o0", lines, depth=1)
+        self._emit(_plan(schema), "o0", "o0", lines, depth=1)
         lines.append("    return o0")
         namespace = {
             "ALLOWED": [p.allowed for p in self._plans],
@@ -202,28 +197,31 @@ class Conformer:
         self.unmapped.update(plan.path + k for k in obj if k not in plan.allowed)
         return {k: v for k, v in obj.items() if k in plan.allowed}
 
-    def _emit(self, plan: _ObjectPlan, var: str, lines: list[str], depth: int) -> None:
-        """Lines conforming the dict in ``var``; ``var`` is rebound if keys are dropped."""
+    def _emit(self, plan: _ObjectPlan, var: str, slot: str, lines: list[str], depth: int) -> None:
+        """Lines conforming the dict in ``var``, which lives at ``slot`` in its parent.
+
+        Only when keys are dropped is there a new dict to store back, so the store
+        sits in that branch and costs nothing on a record the schema fits.
+        """
         pad = "    " * depth
         index = len(self._plans)
         self._plans.append(plan)
         if not plan.open:
+            target = var if slot == var else f"{var} = {slot}"
             lines.append(f"{pad}if not ALLOWED[{index}].issuperset({var}):")
-            lines.append(f"{pad}    {var} = drop({var}, {index})")
+            lines.append(f"{pad}    {target} = drop({var}, {index})")
         child = f"o{depth}"
         for name, sub in plan.objects.items():
             lines.append(f"{pad}{child} = {var}.get({name!r})")
             lines.append(f"{pad}if type({child}) is dict:")
-            self._emit(sub, child, lines, depth + 1)
-            lines.append(f"{pad}    {var}[{name!r}] = {child}")
+            self._emit(sub, child, f"{var}[{name!r}]", lines, depth + 1)
         for name, sub in plan.object_lists.items():
             items, position = f"l{depth}", f"i{depth}"
             lines.append(f"{pad}{items} = {var}.get({name!r})")
             lines.append(f"{pad}if type({items}) is list:")
             lines.append(f"{pad}    for {position}, {child} in enumerate({items}):")
             lines.append(f"{pad}        if type({child}) is dict:")
-            self._emit(sub, child, lines, depth + 3)
-            lines.append(f"{pad}            {items}[{position}] = {child}")
+            self._emit(sub, child, f"{items}[{position}]", lines, depth + 3)
         for name in plan.booleans:
             lines.append(f"{pad}{child} = {var}.get({name!r})")
             lines.append(f"{pad}if {child} is not None and type({child}) is not bool:")
