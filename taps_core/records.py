@@ -197,6 +197,15 @@ class Conformer:
         self.unmapped.update(plan.path + k for k in obj if k not in plan.allowed)
         return {k: v for k, v in obj.items() if k in plan.allowed}
 
+    def _emit_block(
+        self, plan: _ObjectPlan, var: str, slot: str, lines: list[str], depth: int
+    ) -> None:
+        """:meth:`_emit` as the body of an ``if``: an open object may need no lines."""
+        before = len(lines)
+        self._emit(plan, var, slot, lines, depth)
+        if len(lines) == before:
+            lines.append("    " * depth + "pass")
+
     def _emit(self, plan: _ObjectPlan, var: str, slot: str, lines: list[str], depth: int) -> None:
         """Lines conforming the dict in ``var``, which lives at ``slot`` in its parent.
 
@@ -214,14 +223,14 @@ class Conformer:
         for name, sub in plan.objects.items():
             lines.append(f"{pad}{child} = {var}.get({name!r})")
             lines.append(f"{pad}if type({child}) is dict:")
-            self._emit(sub, child, f"{var}[{name!r}]", lines, depth + 1)
+            self._emit_block(sub, child, f"{var}[{name!r}]", lines, depth + 1)
         for name, sub in plan.object_lists.items():
             items, position = f"l{depth}", f"i{depth}"
             lines.append(f"{pad}{items} = {var}.get({name!r})")
             lines.append(f"{pad}if type({items}) is list:")
             lines.append(f"{pad}    for {position}, {child} in enumerate({items}):")
             lines.append(f"{pad}        if type({child}) is dict:")
-            self._emit(sub, child, f"{items}[{position}]", lines, depth + 3)
+            self._emit_block(sub, child, f"{items}[{position}]", lines, depth + 3)
         for name in plan.booleans:
             lines.append(f"{pad}{child} = {var}.get({name!r})")
             lines.append(f"{pad}if {child} is not None and type({child}) is not bool:")
