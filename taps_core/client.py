@@ -156,8 +156,31 @@ class CollectionStream(RESTStream[t.Any]):
     def parse_response(self, response: requests.Response) -> t.Iterable[dict]:
         return self.rows(response)
 
+    #: Where an API that answers errors with a 2xx puts them (``$.RESPONSE.ERRORS``);
+    #: None trusts the status. See :meth:`check_body`.
+    body_errors_jsonpath: t.ClassVar[str | None] = None
+
     def check_body(self, response: requests.Response) -> None:
-        """Raise for an API error hidden in a 2xx body; the default trusts the status."""
+        """Raise for an API error hidden in a 2xx body, where the stream declares one.
+
+        Such a reply carries no records: read as a page it would end the list early and
+        the sync would "succeed" with rows missing. It is no transient failure either
+        (the same request gets the same answer), so it fails at once, with the API's
+        own words.
+        """
+        path = self.body_errors_jsonpath
+        if path is None:
+            return
+        errors = [e for e in extract_jsonpath(path, input=self.body(response)) if e]
+        if not errors:
+            return
+        text = api_error_text(orjson.dumps(errors, default=str)) or "(no message)"
+        label = request_label(response.request.method, response.url)
+        msg = (
+            f"{self.tap_name} stream '{self.name}': {label} answered "
+            f"{status_text(response.status_code)} with an error from the API: {text}."
+        )
+        raise APIError(msg, status=response.status_code)
 
     # -- the record path (see taps_core.records) ----------------------------------------
 

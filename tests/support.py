@@ -12,16 +12,31 @@ import sys
 import typing as t
 from collections import Counter
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 
 from singer_sdk import Tap
 
+from tap_invoicing.tap import TapInvoicing
 from tap_rewards.tap import TapRewards
 
 ROOT = Path(__file__).resolve().parent.parent
 VENV_BIN = Path(sys.executable).parent
 #: Fast retries in tests; the policy itself (factor 2) is tested with a fake clock.
 FAST_RETRIES = {"backoff_factor": 0.01, "max_retry_wait_seconds": 5}
+
+
+@dataclass(frozen=True)
+class Converted:
+    """A top-level field a tap converts on purpose, in every stream that has it.
+
+    ``schema`` is what the tap's schema adds to the API's (``format: date-time``);
+    ``value`` turns the API's value into the one the tap must emit, written here
+    apart from the tap's code, so that a wrong conversion cannot agree with itself.
+    """
+
+    schema: dict
+    value: t.Callable[[t.Any], t.Any]
 
 
 @dataclass(frozen=True)
@@ -32,6 +47,8 @@ class TapCase:
     api: str
     #: Properties the tap adds that the API does not send, per stream.
     derived: dict[str, frozenset[str]] = field(default_factory=dict)
+    #: Top-level fields the tap converts, by name.
+    converted: dict[str, Converted] = field(default_factory=dict)
 
     @property
     def name(self) -> str:
@@ -50,10 +67,26 @@ class TapCase:
         }
 
 
+def vendor_text_to_rfc3339(value: str | None) -> str | None:
+    """``2024-01-31 12:00:00`` as RFC 3339 (``2024-01-31T12:00:00Z``); the zero date is null."""
+    if value is None or value == "0000-00-00 00:00:00":
+        return None
+    return datetime.strptime(value, "%Y-%m-%d %H:%M:%S").strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
 #: Every tap, as each issue adds one.
 TAPS = [
     TapCase(
         TapRewards, "rewards", derived={"balance_transactions": frozenset({"transaction_key"})}
+    ),
+    TapCase(
+        TapInvoicing,
+        "invoicing",
+        converted={
+            "LASTUPDATE": Converted(
+                {"type": ["string", "null"], "format": "date-time"}, vendor_text_to_rfc3339
+            )
+        },
     ),
 ]
 
@@ -169,7 +202,9 @@ def assert_matches_ground_truth(
     """Every row of the sandbox, exactly once, with equal values."""
     derived = case.derived.get(stream, frozenset())
     stripped = [{k: v for k, v in r.items() if k not in derived} for r in emitted]
-    expected = [json.loads(json.dumps(r), parse_float=decimal.Decimal) for r in truth]
+    expected = [
+        json.loads(json.dumps(converted_truth(case, r)), parse_float=decimal.Decimal) for r in truth
+    ]
     assert len(emitted) == len(truth), (
         f"{stream}: {len(emitted)} records emitted, sandbox has {len(truth)}"
     )
@@ -186,6 +221,15 @@ def assert_matches_ground_truth(
     assert Counter(map(canon, stripped)) == Counter(map(canon, expected)), (
         f"{stream}: values differ"
     )
+
+
+def converted_truth(case: TapCase, record: dict) -> dict:
+    """A sandbox record as the tap must emit it: the case's conversions applied."""
+    out = dict(record)
+    for name, conversion in case.converted.items():
+        if name in out:
+            out[name] = conversion.value(out[name])
+    return out
 
 
 def _dummy_config(case: TapCase) -> dict:

@@ -1,0 +1,1 @@
+"""tap-invoicing: a Singer tap for the invoicing API (seed 002)."""
