@@ -7,7 +7,7 @@ export MELTANO_SEND_ANONYMOUS_USAGE_STATS=false MELTANO_CLI_DISABLE_VERSION_CHEC
 ./scripts/setup.sh
 
 PORT=${SANDBOX_PORT:-8765}
-TAPS=${TAPS:-tap-rewards}
+TAPS=${TAPS:-tap-rewards tap-invoicing}
 mkdir -p output
 rm -f output/warehouse.duckdb
 .venv/bin/api-sandbox serve --port "$PORT" > output/sandbox.log 2>&1 &
@@ -21,6 +21,10 @@ done
 echo "Sandbox APIs:"; grep "http://" output/sandbox.log
 
 for tap in $TAPS; do
-  .venv/bin/meltano --environment=sandbox run --full-refresh "$tap" target-duckdb
+  # meltano.yml's sandbox environment names port 8765: point the tap at this port.
+  api=${tap#tap-}
+  var=$(echo "${tap}_BASE_URL" | tr 'a-z-' 'A-Z_')
+  env "$var=http://127.0.0.1:$PORT/$api" \
+    .venv/bin/meltano --environment=sandbox run --full-refresh "$tap" target-duckdb
 done
 .venv/bin/python scripts/row_counts.py output/warehouse.duckdb --sandbox "http://127.0.0.1:$PORT"

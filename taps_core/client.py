@@ -17,6 +17,7 @@ from __future__ import annotations
 import decimal
 import logging
 import re
+import sys
 import typing as t
 from functools import cache, cached_property
 from pathlib import Path
@@ -32,6 +33,7 @@ from singer_sdk.pagination import SinglePagePaginator
 from taps_core.errors import (
     APIError,
     RetryableResponseError,
+    TapError,
     api_error_text,
     request_label,
     status_text,
@@ -181,6 +183,19 @@ class CollectionStream(RESTStream[t.Any]):
             f"{status_text(response.status_code)} with an error from the API: {text}."
         )
         raise APIError(msg, status=response.status_code)
+
+    def log(self, message: str, *args: t.Any, level: int = logging.INFO, **kwargs: t.Any) -> None:
+        """The SDK's log, without its "unhandled error" line for a failure we handle.
+
+        The SDK logs "An unhandled error occurred while syncing" at ERROR before a
+        stream's exception leaves ``sync``; for a :class:`TapError` the entry point then
+        tells the failure in one paragraph, so that first line is noise (at DEBUG).
+        """
+        if level >= logging.ERROR and message.startswith("An unhandled error occurred"):
+            current = sys.exc_info()[1]
+            if isinstance(current, TapError):
+                level = logging.DEBUG
+        super().log(message, *args, level=level, **kwargs)
 
     # -- the record path (see taps_core.records) ----------------------------------------
 
