@@ -10,7 +10,7 @@ import typing as t
 import duckdb
 import pytest
 
-from tests.support import ROOT, TAPS, VENV_BIN
+from tests.support import ROOT, TAPS, VENV_BIN, tap_case
 
 MELTANO = str(VENV_BIN / "meltano")
 
@@ -73,19 +73,25 @@ def test_meltano_run_into_duckdb_lands_every_row_once(case, shared, tmp_path):
                 assert set(rows) == {tuple(r[k] for k in keys) for r in truth}, stream
 
 
-def test_an_all_text_table_keeps_its_first_row(shared, tmp_path):
+# Lists whose every value the API sends as text: rewards organizations (id, name,
+# website, currency_code, status, created_at), invoicing customers (all upper-case text).
+ALL_TEXT_TABLES = [("rewards", "organizations", "id"), ("invoicing", "customers", "CUSTOMER_ID")]
+
+
+@pytest.mark.parametrize(("api", "stream", "key"), ALL_TEXT_TABLES, ids=lambda v: str(v))
+def test_an_all_text_table_keeps_its_first_row(api, stream, key, shared, tmp_path):
     """duckdb >= 1.1 makes target-duckdb guess a CSV header: a table of text loses row 1."""
-    case = TAPS[0]
+    case = tap_case(api)
     database = tmp_path / "warehouse.duckdb"
     proc = _meltano_run(
         case, shared, tmp_path, "target-duckdb", TARGET_DUCKDB_FILEPATH=str(database)
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
+    schema = case.name.replace("-", "_")
     with duckdb.connect(str(database), read_only=True) as con:
-        # organizations: every column is text (id, name, website, currency_code, status, created_at)
-        first = shared.records("rewards", "organizations")[0]
+        first = shared.records(api, stream)[0]
         found = con.execute(
-            "select count(*) from tap_rewards.organizations where id = ?", [first["id"]]
+            f'select count(*) from "{schema}"."{stream}" where "{key}" = ?', [first[key]]
         ).fetchone()
         assert found == (1,)
 
@@ -105,3 +111,26 @@ def test_meltano_run_into_jsonl_writes_one_file_a_stream(case, shared, tmp_path)
             continue
         lines: list[t.Any] = [json.loads(line) for line in path.read_text().splitlines() if line]
         assert len(lines) == len(truth), stream
+
+
+def test_invoicing_lastupdate_lands_in_duckdb_as_the_timestamp_the_api_sent(shared, tmp_path):
+    """The text ``2024-01-31 12:00:00`` arrives as a TIMESTAMP with the same digits."""
+    case = tap_case("invoicing")
+    database = tmp_path / "warehouse.duckdb"
+    proc = _meltano_run(
+        case, shared, tmp_path, "target-duckdb", TARGET_DUCKDB_FILEPATH=str(database)
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    with duckdb.connect(str(database), read_only=True) as con:
+        for stream, key in (("invoices", "INVOICE_ID"), ("customers", "CUSTOMER_ID")):
+            loaded = dict(
+                con.execute(
+                    f'select "{key}", "LASTUPDATE" from tap_invoicing."{stream}"'
+                ).fetchall()
+            )
+            for record in shared.records("invoicing", stream):
+                sent, value = record["LASTUPDATE"], loaded[record[key]]
+                if sent == "0000-00-00 00:00:00":
+                    assert value is None, stream
+                else:
+                    assert value.strftime("%Y-%m-%d %H:%M:%S") == sent, stream
