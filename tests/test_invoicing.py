@@ -9,6 +9,7 @@ import pytest
 
 from api_sandbox import Fault, Sandbox
 from tap_invoicing.tap import TapInvoicing
+from taps_core.errors import APIError
 from tests.support import (
     assert_matches_ground_truth,
     catalog_selecting,
@@ -103,9 +104,8 @@ def test_the_sandbox_own_errors_reply_is_reported_the_same_way(sandbox, tmp_path
 
     tap = TapInvoicing(config=INVOICING.config(sandbox))
     stream = UnknownService(tap=tap)
-    with pytest.raises(Exception, match=r"Unknown SERVICE: 'invoice.list'") as caught:
+    with pytest.raises(APIError, match=r"Unknown SERVICE: 'invoice.list'"):
         list(stream.get_records(None))
-    assert type(caught.value).__name__ == "APIError"
     assert len(sandbox.requests) == 1
 
 

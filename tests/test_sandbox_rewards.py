@@ -436,7 +436,9 @@ def test_cli_serve_prints_base_urls() -> None:
         assert line[1].startswith("http://127.0.0.1:") and line[1].endswith("/rewards")
         reply = requests.get(line[1] + "/v2/campaigns", headers=AUTH, timeout=10)
         assert len(reply.json()["campaigns"]) == 4
-        assert KEY in proc.stdout.readline()
+        # One base URL line per API, then one credentials line per API.
+        lines = [proc.stdout.readline() for _ in range(2 * len(Sandbox(seed=3).apis) - 1)]
+        assert any(x.startswith("rewards credentials:") and KEY in x for x in lines), lines
     finally:
         proc.terminate()
     assert proc.wait(timeout=10) == 0
