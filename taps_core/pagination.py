@@ -40,6 +40,30 @@ class OffsetTotalPaginator(BaseAPIPaginator[int]):
         return following if rows >= self.limit else None
 
 
+HasMore = t.Callable[["requests.Response"], bool]
+
+
+class PageNumberPaginator(BaseAPIPaginator[int]):
+    """1-based page numbers, where the reply itself says whether another page follows.
+
+    ``has_more`` reads that from the reply (inventory's ``page_context.has_more_page``,
+    reporting's ``page < total_pages``). The paginator never asks for the page after
+    one that said no more: the contract sandboxes log such a request as a violation,
+    and a real API may answer it with an error or, worse, with the first page again.
+    An empty page ends the list whatever the reply claims.
+    """
+
+    def __init__(self, has_more: HasMore, rows_of: RowsOf, start: int = 1) -> None:
+        super().__init__(start)
+        self._has_more = has_more
+        self._rows_of = rows_of
+
+    def get_next(self, response: requests.Response) -> int | None:
+        if not self._rows_of(response) or not self._has_more(response):
+            return None
+        return self.current_value + 1
+
+
 class RepeatGuard:
     """Ends a stream whose page repeats what this sync already emitted.
 
