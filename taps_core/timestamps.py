@@ -47,7 +47,25 @@ def naive_to_rfc3339(value: str, offset: str = "Z") -> str | None:
     return f"{day}T{clock}{offset}"
 
 
-class NaiveTimestampFields:
+class _UnreadableWarnings:
+    """One warning per field whose value is no timestamp: the log says what became null."""
+
+    name: str
+    logger: logging.Logger
+
+    def _warn_unreadable(self, field: str, value: str) -> None:
+        warned: set[str] = self.__dict__.setdefault("_unreadable_warned", set())
+        if field not in warned:
+            warned.add(field)
+            self.logger.warning(
+                "Stream %s: %s %r is not a timestamp; emitted as null (further ones too)",
+                self.name,
+                field,
+                value,
+            )
+
+
+class NaiveTimestampFields(_UnreadableWarnings):
     """Stream mixin: convert the declared top-level fields in every record.
 
     Put it before the stream base class (``class S(NaiveTimestampFields, Base)``).
@@ -77,17 +95,6 @@ class NaiveTimestampFields:
                 row[field] = None
                 self._warn_unreadable(field, value)
         return row
-
-    def _warn_unreadable(self, field: str, value: str) -> None:
-        warned: set[str] = self.__dict__.setdefault("_unreadable_warned", set())
-        if field not in warned:
-            warned.add(field)
-            self.logger.warning(
-                "Stream %s: %s %r is not a timestamp; emitted as null (further ones too)",
-                self.name,
-                field,
-                value,
-            )
 
 
 # -- timestamps with an offset, or none: RFC 3339 in records, UTC in bookmarks ----------
@@ -178,7 +185,7 @@ def _date_time_paths(schema: dict, prefix: tuple[str, ...] = ()) -> list[tuple[s
     return paths
 
 
-class Rfc3339Timestamps:
+class Rfc3339Timestamps(_UnreadableWarnings):
     """Stream mixin: every ``date-time`` property of the schema, made RFC 3339.
 
     APIs write offsets without a colon (``+0530``, ``+0000``) or no zone at all; both
@@ -230,14 +237,3 @@ class Rfc3339Timestamps:
             except ValueError:
                 node[step] = None
                 self._warn_unreadable(".".join(p for p in path if p != "[]"), value)
-
-    def _warn_unreadable(self, field: str, value: str) -> None:
-        warned: set[str] = self.__dict__.setdefault("_unreadable_warned", set())
-        if field not in warned:
-            warned.add(field)
-            self.logger.warning(
-                "Stream %s: %s %r is not a timestamp; emitted as null (further ones too)",
-                self.name,
-                field,
-                value,
-            )
