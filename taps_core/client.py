@@ -31,6 +31,8 @@ from singer_sdk.helpers.jsonpath import extract_jsonpath
 from singer_sdk.mapper import SameRecordTransform
 from singer_sdk.pagination import SinglePagePaginator
 
+from taps_core import progress
+from taps_core.connection import refusal_is_final
 from taps_core.errors import (
     APIError,
     RetryableResponseError,
@@ -199,6 +201,16 @@ class CollectionStream(RESTStream[t.Any]):
                 level = logging.DEBUG
         super().log(message, *args, level=level, **kwargs)
 
+    def finalize_state_progress_markers(self, state: dict | None = None) -> None:
+        """After the stream's sync: its final count and time (taps_core.progress)."""
+        progress.finish(self)
+        super().finalize_state_progress_markers(state)
+
+    def log_sync_costs(self) -> None:
+        """Called for every stream once all have synced: the sync's summary line."""
+        super().log_sync_costs()
+        progress.summarise(self)
+
     # -- the record path (see taps_core.records) ----------------------------------------
 
     @cached_property
@@ -319,6 +331,7 @@ class CollectionStream(RESTStream[t.Any]):
         if context is None:
             self._greatest_seen = None
         guard = RepeatGuard(self.record_key)
+        track = progress.tracker(self)
         with self.get_http_request_counter() as request_counter:
             request_counter.with_context(context)
             while not paginator.finished:
@@ -336,6 +349,7 @@ class CollectionStream(RESTStream[t.Any]):
                     )
                     break
                 yield from fresh
+                track.page(len(fresh), response)
                 if not page and not paginator.continue_if_empty(response):
                     break
                 paginator.advance(response)
@@ -364,11 +378,12 @@ class CollectionStream(RESTStream[t.Any]):
         return send
 
     def _send(self, prepared: requests.PreparedRequest) -> requests.Response:
-        return self.requests_session.send(
-            self.authenticator(prepared),
-            timeout=self.timeout,
-            allow_redirects=self.allow_redirects,
-        )
+        with refusal_is_final(self.tap_name, self.name, prepared):
+            return self.requests_session.send(
+                self.authenticator(prepared),
+                timeout=self.timeout,
+                allow_redirects=self.allow_redirects,
+            )
 
     @cached_property
     def _log_each_request(self) -> bool:

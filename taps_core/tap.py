@@ -10,8 +10,10 @@ from functools import cached_property
 
 from singer_sdk import Tap
 from singer_sdk import typing as th
+from singer_sdk.configuration._dict_config import merge_missing_config_jsonschema
 from singer_sdk.exceptions import ConfigValidationError
 
+from taps_core import inputs, logs, settings_check
 from taps_core.errors import ConfigError, TapError
 from taps_core.records import FastWriter
 from taps_core.redact import install as install_redaction
@@ -87,6 +89,7 @@ class CollectionTap(Tap):
         except ConfigValidationError as error:
             errors = list(error.errors) or [str(error)]
         errors += self._date_time_errors()
+        errors += self._user_checks()
         if errors and raise_errors:
             problems = "; ".join(redact(e) for e in errors)
             msg = f"{self.name}: the settings are not valid: {problems}."
@@ -126,6 +129,52 @@ class CollectionTap(Tap):
                         f"{name} must be an ISO 8601 date-time such as 2024-01-31T00:00:00Z"
                     )
         return errors
+
+    def _user_checks(self) -> list[str]:
+        """The tap's log level first, then the settings users get wrong (settings_check)."""
+        return logs.apply(self) + settings_check.problems(self)
+
+    @classmethod
+    def append_builtin_config(cls, config_jsonschema: dict) -> None:
+        """The SDK's own settings, and the log settings of every tap (taps_core.logs)."""
+        super().append_builtin_config(config_jsonschema)
+        merge_missing_config_jsonschema(logs.LOG_SETTINGS.to_dict(), config_jsonschema)
+
+    @classmethod
+    def cb_config(cls, ctx: t.Any, param: t.Any, value: tuple[str, ...]) -> t.Any:
+        """Quiet the SDK's machine lines, and refuse a config file that is not an object.
+
+        Click runs this first, before any tap is built, so it is where the log filters
+        go in (taps_core.logs).
+        """
+        logs.install(cls.name)
+        inputs.check_config_files(cls.name, value)
+        return super().cb_config(ctx, param, value)
+
+    @classmethod
+    def invoke(  # type: ignore[override]
+        cls, *, state: t.IO[str] | None = None, catalog: t.IO[str] | None = None, **kwargs: t.Any
+    ) -> None:
+        """The SDK's sync, with the state and catalog files checked first (taps_core.inputs)."""
+        super().invoke(
+            state=inputs.checked_state_file(cls.name, state),
+            catalog=inputs.checked_catalog(cls.name, catalog),
+            **kwargs,
+        )
+
+    def load_state(self, state: dict[str, t.Any]) -> None:
+        """Only bookmarks this tap can use, unwrapped from Meltano's wrapper if need be."""
+        super().load_state(inputs.checked_state(self, state))
+
+    @classmethod
+    def cb_test(cls, ctx: t.Any, param: t.Any, value: str) -> None:
+        """``--test``: one PASS or FAIL line a stream and a verdict (taps_core.logs)."""
+        if value != "all":
+            super().cb_test(ctx, param, value)
+            return
+        config = ctx.params.get("config")
+        tap = cls(config=config.config, parse_env_config=config.parse_env, validate_config=True)
+        ctx.exit(0 if logs.connection_test(tap) else 1)
 
     @classmethod
     def main(cls) -> None:
