@@ -79,7 +79,9 @@ class Tracker:
         text = f"{self.name}: {self.count:,}"
         if total:
             text += f" / {total:,} ({min(100, 100 * self.count // total)}%)"
-        text += f" records, {rate:,.0f} records/s"
+        else:
+            text += " records"
+        text += f", {rate:,.0f} records/s"
         if total and rate > 0 and total > self.count:
             text += f", about {duration((total - self.count) / rate)} left"
         self.logger.info(text)
