@@ -44,13 +44,20 @@ def duration(seconds: float) -> str:
     return f"{hours} h {minutes} min"
 
 
+def _seconds(value: t.Any) -> float:
+    try:
+        return float(value) if value is not None else DEFAULT_INTERVAL
+    except (TypeError, ValueError):
+        return DEFAULT_INTERVAL  # the settings check names a bad value; progress goes on
+
+
 class Tracker:
     """One stream's count and clock, for the lines above."""
 
     def __init__(self, stream: t.Any) -> None:
         self.name: str = stream.name
         self.logger: logging.Logger = stream.logger
-        self.interval = float(stream.config.get("progress_interval_seconds", DEFAULT_INTERVAL))
+        self.interval = _seconds(stream.config.get("progress_interval_seconds"))
         self.total_of: t.Callable[[requests.Response], int | None] | None = getattr(
             stream, "total_count", None
         )

@@ -24,11 +24,12 @@ if t.TYPE_CHECKING:
 SCHEMES = ("https", "http")
 
 
-def problems(tap: Tap) -> list[str]:
+def problems(tap: Tap, *, warn: bool = True) -> list[str]:
     """Errors that stop the tap (worded for the settings message); warnings are logged."""
     properties = tap.config_jsonschema.get("properties", {})
-    _warn_unknown(tap, properties)
-    _warn_future_start(tap, properties)
+    if warn:
+        _warn_unknown(tap, properties)
+        _warn_future_start(tap, properties)
     return _base_url_errors(tap) if "base_url" in properties else []
 
 

@@ -89,7 +89,7 @@ class CollectionTap(Tap):
         except ConfigValidationError as error:
             errors = list(error.errors) or [str(error)]
         errors += self._date_time_errors()
-        errors += self._user_checks()
+        errors += self._user_checks(warn=raise_errors)
         if errors and raise_errors:
             problems = "; ".join(redact(e) for e in errors)
             msg = f"{self.name}: the settings are not valid: {problems}."
@@ -130,9 +130,13 @@ class CollectionTap(Tap):
                     )
         return errors
 
-    def _user_checks(self) -> list[str]:
-        """The tap's log level first, then the settings users get wrong (settings_check)."""
-        return logs.apply(self) + settings_check.problems(self)
+    def _user_checks(self, *, warn: bool) -> list[str]:
+        """The tap's log level first, then the settings users get wrong (settings_check).
+
+        Warnings only when the settings are for a sync: discovery (which Meltano runs
+        before every sync) would tell them a second time.
+        """
+        return logs.apply(self) + settings_check.problems(self, warn=warn)
 
     @classmethod
     def append_builtin_config(cls, config_jsonschema: dict) -> None:
