@@ -81,7 +81,8 @@ def checked_catalog(tap_name: str, file: t.IO[str] | None) -> t.IO[str] | None:
     if file is None:
         return None
     name = getattr(file, "name", "(stdin)")
-    value = read_input(tap_name, "catalog", name, file.read())
+    text = file.read()
+    value = read_input(tap_name, "catalog", name, text)
     streams = value.get("streams") if isinstance(value, dict) else None
     if not isinstance(streams, list) or not all(isinstance(s, dict) for s in streams):
         msg = (
@@ -96,7 +97,7 @@ def checked_catalog(tap_name: str, file: t.IO[str] | None) -> t.IO[str] | None:
             f"{tap_name}: catalog file {name}: stream entry {missing[0] + 1} has no tap_stream_id."
         )
         raise ConfigError(msg)
-    return io.StringIO(json.dumps(value))
+    return io.StringIO(text)  # as written: the SDK reads its numbers as decimals
 
 
 def checked_state_file(tap_name: str, file: t.IO[str] | None) -> t.IO[str] | None:
@@ -106,9 +107,13 @@ def checked_state_file(tap_name: str, file: t.IO[str] | None) -> t.IO[str] | Non
         return None
     name = getattr(file, "name", "(stdin)")
     _state_source = f"state file {name}"
-    value = read_input(tap_name, "state", name, file.read())
+    text = file.read()
+    if not text.strip():
+        return io.StringIO("{}")  # an empty file: no state yet, as on a first sync
+    value = read_input(tap_name, "state", name, text)
     if isinstance(value, dict) and set(value) == {MELTANO_WRAPPER}:
         value = value[MELTANO_WRAPPER]
+        text = json.dumps(value)
         logging.getLogger(tap_name).info(
             "State file %s is in Meltano's wrapper (%s): reading the state inside it.",
             name,
@@ -124,7 +129,7 @@ def checked_state_file(tap_name: str, file: t.IO[str] | None) -> t.IO[str] | Non
             '"replication_key_value": ...}}}.'
         )
         raise ConfigError(msg)
-    return io.StringIO(json.dumps(value))
+    return io.StringIO(text)
 
 
 def checked_state(tap: Tap, state: dict) -> dict:

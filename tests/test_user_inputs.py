@@ -94,6 +94,14 @@ def test_an_unreadable_bookmark_fails_naming_the_state_file_and_the_stream(sandb
     assert sandbox.requests == []
 
 
+def test_an_empty_state_file_is_a_first_sync(shared, tmp_path):
+    empty = tmp_path / "empty.json"
+    empty.write_text("\n")
+    result = run_cli(REWARDS.executable, REWARDS.config(shared), tmp_path, "--state", str(empty))
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert len(result.sync.records("orders")) == len(shared.records("rewards", "orders"))
+
+
 # -- files that are not JSON, or not the right shape ------------------------------------
 
 BAD_FILES = [
