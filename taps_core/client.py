@@ -318,9 +318,9 @@ class CollectionStream(RESTStream[t.Any]):
     def request_decorator(self, func: t.Callable) -> t.Callable:
         """Retry per :class:`RetryPolicy`; turn what is left into one true APIError.
 
-        The error counts the attempts really made: a request that could not be sent
-        at all (a URL without a scheme) was tried once and is told so, not as
-        "failed after 4 attempts".
+        The error counts the attempts really made: a request that failed in a way no
+        retry mends (too many redirects, a URL requests refuses, a header that cannot
+        be encoded) was tried once and is told so, not as "failed after 4 attempts".
         """
         policy = self.retry_policy
 
@@ -343,8 +343,8 @@ class CollectionStream(RESTStream[t.Any]):
                     tried = attempts_text(attempts)
                     msg = f"{prefix} failed{' ' + tried if tried else ''}: "
                     msg += f"{describe_transient(error)}."
-                else:
-                    msg = f"{prefix} could not be sent: {describe_request_error(error)}"
+                else:  # not worth a retry: the same request fails the same way
+                    msg = f"{prefix} failed: {describe_request_error(error)}"
                 raise APIError(msg) from None
             except UnicodeEncodeError:
                 msg = (

@@ -6,9 +6,10 @@ import re
 import sys
 
 import pytest
+from pytest_httpserver import HTTPServer
 
 from api_sandbox import Fault
-from tests.support import run_cli, tap_case
+from tests.support import FAST_RETRIES, run_cli, tap_case
 
 REWARDS = tap_case("rewards")
 SENTINEL = "SENTINEL-secret-7f3a9c"
@@ -158,3 +159,17 @@ def test_a_failure_in_a_child_stream_is_one_error_line_naming_it(sandbox, tmp_pa
     _assert_clean_failure(result, "stream 'product_variants'", "ValueError")
     assert len(_error_lines(result)) == 1, result.stderr
     assert "unhandled error" not in result.stderr
+
+
+def test_a_failure_no_retry_can_mend_is_told_as_tried_once(httpserver: HTTPServer, tmp_path):
+    """A redirect loop (the sandbox never redirects, so a local fake plays the API)."""
+    httpserver.expect_request("/rewards/v2/members").respond_with_data(
+        "", status=302, headers={"Location": "/rewards/v2/members"}
+    )
+    config = {"api_key": SENTINEL, "base_url": httpserver.url_for("/rewards"), **FAST_RETRIES}
+    result = run_cli(REWARDS.executable, config, tmp_path)
+    message = _assert_clean_failure(result, "'account_members'", "TooManyRedirects")
+    assert len(_error_lines(result)) == 1, result.stderr
+    assert "attempts" not in message
+    assert "retry" not in result.stderr
+    assert SENTINEL not in result.stderr + result.stdout
