@@ -20,10 +20,14 @@ from singer_sdk import metrics
 
 from api_sandbox import Fault
 from taps_core.redact import MASK, redact, register_secret
-from tests.support import run_cli, tap_case
+from tests.support import TAPS, run_cli, tap_case
 
 SECRET = "redaction-SENTINEL-91c2"
 REWARDS = tap_case("rewards")
+#: The taps whose credential is one ``api_key``, sent with every data request.
+API_KEY_TAPS = [
+    case for case in TAPS if "api_key" in case.tap_class.config_jsonschema["properties"]
+]
 #: Every character a pasted or generated secret may hold that an escaper rewrites.
 ODD_SECRET = "sk-Q7 %+/\"d'\\ü-ZX93kd"
 #: Every formatter the SDK ships, found rather than listed, so a new one is covered too.
@@ -186,18 +190,17 @@ def test_metric_lines_stay_structured_and_filterable_with_secrets_registered():
 
 
 @pytest.mark.parametrize("formatter", ["default", "json"])
+@pytest.mark.parametrize("case", API_KEY_TAPS, ids=lambda case: case.name)
 def test_a_secret_with_a_trailing_newline_is_stripped_and_the_sync_runs(
-    sandbox, tmp_path, formatter
+    sandbox, tmp_path, case, formatter
 ):
-    key = sandbox.credentials("rewards")["api_key"]
-    config = REWARDS.config(sandbox, api_key=key + "\n")
-    result = run_cli(
-        REWARDS.executable, config, tmp_path, env=log_env(tmp_path, formatter, "DEBUG")
-    )
+    key = sandbox.credentials(case.api)["api_key"]
+    config = case.config(sandbox, api_key=key + "\n")
+    result = run_cli(case.executable, config, tmp_path, env=log_env(tmp_path, formatter, "DEBUG"))
     assert result.returncode == 0, result.stderr[-2000:]
     assert "api_key" in result.stderr and "removed whitespace" in result.stderr
     assert leaks(result.stdout + result.stderr, key, window=None) == []  # words, not random
-    assert result.sync.records("orders")
+    assert result.sync.streams
     if formatter == "json":
         assert_json_lines_with_structured_metrics(result.stderr)
 
@@ -218,8 +221,9 @@ def test_a_control_character_inside_a_secret_is_refused_naming_only_the_setting(
 
 @pytest.mark.parametrize("formatter", ["default", "json"])
 @pytest.mark.parametrize("level", ["INFO", "DEBUG"])
+@pytest.mark.parametrize("case", API_KEY_TAPS, ids=lambda case: case.name)
 def test_a_secret_the_api_echoes_is_masked_in_every_form_even_across_the_cut(
-    sandbox, tmp_path, formatter, level
+    sandbox, tmp_path, case, formatter, level
 ):
     """An API that repeats the credential it was sent, in the forms it saw it in, with
     the last copy straddling the 300 characters the tap keeps of an error text."""
@@ -238,14 +242,14 @@ def test_a_secret_the_api_echoes_is_masked_in_every_form_even_across_the_cut(
     sandbox.add_fault(
         Fault(
             kind="status",
-            api="rewards",
+            api=case.api,
             status=400,
             body=orjson.dumps({"error": {"message": message}}),
             times=None,
         )
     )
-    config = REWARDS.config(sandbox, api_key=ODD_SECRET)
-    result = run_cli(REWARDS.executable, config, tmp_path, env=log_env(tmp_path, formatter, level))
+    config = case.config(sandbox, api_key=ODD_SECRET)
+    result = run_cli(case.executable, config, tmp_path, env=log_env(tmp_path, formatter, level))
     assert result.returncode != 0
     assert "Traceback" not in result.stderr
     assert leaks(result.stdout + result.stderr, ODD_SECRET) == []
