@@ -22,9 +22,6 @@ from taps_core.redact import redact, register_secret
 if t.TYPE_CHECKING:
     from taps_core.client import CollectionStream
 
-#: The longest failure line: room for the tap's words and an API's 300 characters.
-_MAX_FAILURE_LINE = 1000
-
 #: Settings of every tap: how hard to retry, how long to wait.
 COMMON_SETTINGS = th.PropertiesList(
     th.Property(
@@ -172,6 +169,9 @@ class CollectionTap(Tap):
                     )
         return errors
 
+    #: The longest failure line: room for the tap's words and an API's 300 characters.
+    max_failure_line: t.ClassVar[int] = 1000
+
     @classmethod
     def main(cls) -> None:
         """Console entry point: the SDK's CLI, with every failure told in one line.
@@ -199,5 +199,5 @@ class CollectionTap(Tap):
     @classmethod
     def _fail(cls, message: str) -> t.NoReturn:
         """Log the one ERROR line of a failure, redacted and on one line, and exit 1."""
-        logging.getLogger(cls.name).error(one_line(message, limit=_MAX_FAILURE_LINE))
+        logging.getLogger(cls.name).error(one_line(message, limit=cls.max_failure_line))
         sys.exit(1)
