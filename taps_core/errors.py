@@ -69,7 +69,7 @@ def attempts_text(attempts: int) -> str:
 
 
 def describe_request_error(error: Exception) -> str:
-    """What stopped a request before any answer, for a failure that no retry can fix.
+    """What made a request fail in a way no retry mends (a redirect loop, a bad URL).
 
     requests' own text names the URL (redacted here, with its query string), and a
     URL without a scheme or a host can only come from the settings.
@@ -129,3 +129,7 @@ def one_line(text: str, limit: int = _MAX_ERROR_TEXT) -> str:
     """
     text = redact(" ".join(redact(text).split()))
     return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+#: The earlier, private name, for code written against it.
+_one_line = one_line
