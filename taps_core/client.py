@@ -31,6 +31,7 @@ from singer_sdk.helpers.jsonpath import extract_jsonpath
 from singer_sdk.mapper import SameRecordTransform
 from singer_sdk.pagination import SinglePagePaginator
 
+from taps_core.auth import bearer_token
 from taps_core.errors import (
     FAILED_STREAM_ATTRIBUTE,
     APIError,
@@ -106,11 +107,7 @@ class CollectionStream(RESTStream[t.Any]):
 
     @cached_property
     def retry_policy(self) -> RetryPolicy:
-        return RetryPolicy(
-            backoff_factor=float(self.config.get("backoff_factor", 2.0)),
-            max_wait_seconds=float(self.config.get("max_retry_wait_seconds", 60.0)),
-            statuses=self.retry_statuses,
-        )
+        return RetryPolicy.from_config(self.config, self.retry_statuses)
 
     def get_new_paginator(self) -> t.Any:
         """One page unless the stream declares a paginator."""
@@ -409,11 +406,26 @@ class CollectionStream(RESTStream[t.Any]):
     def _request(
         self, prepared_request: requests.PreparedRequest, context: Context | None
     ) -> requests.Response:
+        """Send once; a 401 to an OAuth token renews the token and replays, once a request.
+
+        The replay is counted on the prepared request, which every retry of it
+        resends: a request that got its new token and then a 401 again, on the
+        replay or on a later retry, fails for good instead of fetching a token an
+        attempt. The refused token is named to ``invalidate``, so requests that saw
+        the same expiry share one new token.
+        """
         response = self._send(prepared_request)
-        if response.status_code == 401 and hasattr(self.authenticator, "invalidate"):
-            self.logger.info("Stream %s: access token refused (401); fetching a new one", self.name)
-            self.authenticator.invalidate()
+        auth = self.authenticator
+        if response.status_code == 401 and hasattr(auth, "invalidate"):
+            label = request_label(prepared_request.method, prepared_request.url)
+            if getattr(prepared_request, "_token_renewed", False):
+                raise self._api_error(response, label, "to a renewed access token")
+            self.logger.info("Stream %s: access token refused (401); renewing it once", self.name)
+            prepared_request._token_renewed = True  # type: ignore[attr-defined]
+            auth.invalidate(bearer_token(prepared_request))
             response = self._send(prepared_request)
+            if response.status_code == 401:
+                raise self._api_error(response, label, "to a renewed access token")
         if self._log_each_request:
             self._write_request_duration_log(
                 endpoint=self.path, response=response, context=context, extra_tags=None

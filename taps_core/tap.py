@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import sys
 import typing as t
 import unicodedata
@@ -18,6 +19,7 @@ from taps_core.errors import FAILED_STREAM_ATTRIBUTE, ConfigError, TapError, one
 from taps_core.records import FastWriter
 from taps_core.redact import install as install_redaction
 from taps_core.redact import redact, register_secret
+from taps_core.retry import RetryPolicy
 
 if t.TYPE_CHECKING:
     from taps_core.client import CollectionStream
@@ -26,7 +28,7 @@ if t.TYPE_CHECKING:
 COMMON_SETTINGS = th.PropertiesList(
     th.Property(
         "max_retry_wait_seconds",
-        th.NumberType,
+        th.NumberType(minimum=0),
         default=60,
         description=(
             "Longest wait before a retry, in seconds, even when the API's Retry-After asks "
@@ -35,7 +37,7 @@ COMMON_SETTINGS = th.PropertiesList(
     ),
     th.Property(
         "backoff_factor",
-        th.NumberType,
+        th.NumberType(minimum=0),
         default=2,
         description=(
             "Exponential backoff factor: retries wait factor, 2*factor, 4*factor seconds "
@@ -44,7 +46,7 @@ COMMON_SETTINGS = th.PropertiesList(
     ),
     th.Property(
         "request_timeout",
-        th.IntegerType,
+        th.IntegerType(minimum=1),
         default=300,
         description="Seconds to wait for the API to answer one request.",
     ),
@@ -66,8 +68,20 @@ class CollectionTap(Tap):
 
     @cached_property
     def authenticator(self) -> t.Any:
-        """One authenticator for the whole sync, shared by every stream."""
-        return self.build_authenticator()
+        """One authenticator for the whole sync, shared by every stream.
+
+        An authenticator that makes requests of its own (an OAuth2 token request)
+        gets the tap's retry settings and ``request_timeout`` here, once for all taps.
+        """
+        auth = self.build_authenticator()
+        use_tap_settings = getattr(auth, "use_tap_settings", None)
+        if use_tap_settings is not None:
+            use_tap_settings(
+                policy=RetryPolicy.from_config(self.config),
+                timeout=float(self.config.get("request_timeout", 300)),
+                logger=self.logger,
+            )
+        return auth
 
     def build_authenticator(self) -> t.Any:
         """The tap's ``requests`` auth object, built from its settings."""
@@ -83,6 +97,7 @@ class CollectionTap(Tap):
         except ConfigValidationError as error:
             errors += list(error.errors) or [str(error)]
         errors += self._date_time_errors()
+        errors += self._finite_number_errors()
         errors += self._url_errors()
         if errors and raise_errors:
             problems = "; ".join(redact(e) for e in errors)
@@ -154,6 +169,19 @@ class CollectionTap(Tap):
                     self._config[name] = float(value)
             except ValueError:
                 pass  # left as it is: validation names the setting
+
+    def _finite_number_errors(self) -> list[str]:
+        """NaN and infinity pass JSON Schema's ``minimum`` (every comparison is false).
+
+        They reach a config as ``"nan"`` through :meth:`_coerce_numeric_strings`, or as
+        ``NaN`` in a JSON file, and would crash the first retry's wait.
+        """
+        errors = []
+        for name in self.config_jsonschema.get("properties", {}):
+            value = self._config.get(name)
+            if isinstance(value, float) and not math.isfinite(value):
+                errors.append(f"{name} must be a finite number, not {value}")
+        return errors
 
     def _date_time_errors(self) -> list[str]:
         """JSON Schema validation does not assert formats: check date-time settings here."""
