@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import dataclasses
 import typing as t
+from urllib.parse import urlsplit
 
 from singer_sdk.pagination import BaseAPIPaginator
 
+from taps_core.errors import APIError, request_label
+
 if t.TYPE_CHECKING:
     import requests
+    from singer_sdk.streams.rest import HTTPRequest, PageContext
 
 RowsOf = t.Callable[["requests.Response"], list]
 TotalOf = t.Callable[["requests.Response"], "int | None"]
@@ -86,3 +91,66 @@ class RepeatGuard:
             return page, False
         fresh = [record for record, key in zip(page, keys, strict=True) if key not in previous]
         return fresh, bool(page) and not fresh
+
+
+NextUrlOf = t.Callable[["requests.Response"], "str | None"]
+
+
+def _origin(url: str) -> tuple[str, str, int | None]:
+    """Scheme, host and port (the scheme's default made explicit) of ``url``."""
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    return scheme, (parts.hostname or "").lower(), parts.port or _DEFAULT_PORTS.get(scheme)
+
+
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+class NextPageUrlPaginator(BaseAPIPaginator["str | None"]):
+    """Pages by the full URL the reply names for the next page (``nextPage``).
+
+    The token is that URL, to be requested exactly as given (query included: see
+    :class:`FollowsNextPageUrl`): the API built it, and a rebuilt one may differ in what
+    the API reads from it. ``None``, an empty string or an absent field ends the list.
+    The URL must point at the API's own origin (scheme, host and port of ``base_url``):
+    the request carries the token and the tap's headers, which must go nowhere else.
+    """
+
+    def __init__(self, next_url_of: NextUrlOf, base_url: str) -> None:
+        super().__init__(None)
+        self._next_url_of = next_url_of
+        self._base_url = base_url
+        self._origin = _origin(base_url)
+
+    def get_next(self, response: requests.Response) -> str | None:
+        url = self._next_url_of(response)
+        if not url:
+            return None
+        if not isinstance(url, str) or _origin(url) != self._origin:
+            label = request_label(response.request.method, response.url)
+            msg = (
+                f"{label} named a next page outside {self._base_url} "
+                f"({urlsplit(str(url)).netloc or url!r}); the tap sends its credentials "
+                "only to base_url, so it stops here. Check the base_url setting."
+            )
+            raise APIError(msg)
+        return url
+
+
+class FollowsNextPageUrl:
+    """Stream mixin: a page token that is a URL is requested as it is, nothing re-added.
+
+    The SDK builds each request from ``get_url`` plus ``get_url_params``; for a
+    next-page URL that would append the first page's parameters a second time or
+    re-encode the ones it carries. Here the URL replaces both, so the request line is
+    the API's URL verbatim (``requests`` only re-quotes characters that may not appear
+    in a URL at all). Put it before the stream base class; ``get_url_params`` then
+    only describes the first page.
+    """
+
+    def get_http_request(self, *, page: PageContext) -> HTTPRequest:
+        request = super().get_http_request(page=page)  # type: ignore[misc]
+        token = page.next_page_token
+        if isinstance(token, str) and token:
+            return dataclasses.replace(request, url=token, params={})
+        return request

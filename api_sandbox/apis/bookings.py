@@ -156,6 +156,9 @@ class BookingsApi(Api):
         overrides: dict[str, Callable[[Ctx], Any]] = {}
         for path, sub, key in _walk(schema):
             kinds = sub.get("type", [])
+            if key == "customFields":
+                overrides[path] = _custom_fields
+                continue
             if "string" not in kinds:
                 continue
             if sub.get("format") == "date-time":
@@ -385,6 +388,23 @@ def _nearby_timestamp(c: Ctx) -> str:
     """A vendor timestamp within three months either side of the record's creation."""
     offset = int((c.rng.random() - 0.33) * 2 * _NINETY_DAYS)
     return ticks_text(c.ts * TICKS_PER_SECOND + offset)
+
+
+#: Custom fields a tenant might define: their keys are the tenant's, not the API's schema.
+_CUSTOM_FIELDS: tuple[tuple[str, Callable[[Any], Any]], ...] = (
+    ("region", lambda rng: pick(rng, ("EMEA", "APAC", "AMER"))),
+    ("priority", lambda rng: int(rng.random() * 5)),
+    ("approved", lambda rng: rng.random() < 0.5),
+    ("costCenter", lambda rng: f"CC-{int(rng.random() * 900) + 100}"),
+)
+
+
+def _custom_fields(c: Ctx) -> dict[str, Any] | None:
+    """Free-form tenant fields: some records have none, others a few of these."""
+    roll = c.rng.random()
+    if roll < 0.1:
+        return None
+    return {key: make(c.rng) for key, make in _CUSTOM_FIELDS if c.rng.random() < 0.6}
 
 
 def _random_uuid(c: Ctx) -> str:
