@@ -41,7 +41,8 @@ class BookingsStream(Rfc3339Timestamps, FollowsNextPageUrl, CollectionStream):
     )
 
     def get_new_paginator(self) -> NextPageUrlPaginator:
-        return NextPageUrlPaginator(self.next_page_url, self.url_base)
+        what = f"{self.tap_name} stream '{self.name}'"
+        return NextPageUrlPaginator(self.next_page_url, self.url_base, what)
 
     def next_page_url(self, response: requests.Response) -> str | None:
         """``nextPage``: null or absent on the last page (the seed's stop condition)."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import typing as t
-from urllib.parse import urlsplit
+from urllib.parse import urljoin, urlsplit
 
 from singer_sdk.pagination import BaseAPIPaginator
 
@@ -113,25 +113,31 @@ class NextPageUrlPaginator(BaseAPIPaginator["str | None"]):
     :class:`FollowsNextPageUrl`): the API built it, and a rebuilt one may differ in what
     the API reads from it. ``None``, an empty string or an absent field ends the list.
     The URL must point at the API's own origin (scheme, host and port of ``base_url``):
-    the request carries the token and the tap's headers, which must go nowhere else.
+    the request carries the token and the tap's headers, which must go nowhere else. A
+    relative URL is read against the page that named it. ``what`` names the stream in
+    the error (``tap-bookings stream 'account'``).
     """
 
-    def __init__(self, next_url_of: NextUrlOf, base_url: str) -> None:
+    def __init__(self, next_url_of: NextUrlOf, base_url: str, what: str = "") -> None:
         super().__init__(None)
         self._next_url_of = next_url_of
         self._base_url = base_url
         self._origin = _origin(base_url)
+        self._what = what
 
     def get_next(self, response: requests.Response) -> str | None:
         url = self._next_url_of(response)
         if not url:
             return None
+        if isinstance(url, str) and not urlsplit(url).scheme:
+            url = urljoin(response.url, url)  # only a relative one: urljoin may re-spell
         if not isinstance(url, str) or _origin(url) != self._origin:
             label = request_label(response.request.method, response.url)
             msg = (
-                f"{label} named a next page outside {self._base_url} "
-                f"({urlsplit(str(url)).netloc or url!r}); the tap sends its credentials "
-                "only to base_url, so it stops here. Check the base_url setting."
+                f"{self._what + ': ' if self._what else ''}{label} named a next page "
+                f"outside {self._base_url} ({urlsplit(str(url)).netloc or url!r}); the tap "
+                "sends its credentials only to base_url, so it stops here. Check the "
+                "base_url setting."
             )
             raise APIError(msg)
         return url
