@@ -36,8 +36,8 @@ class BookingsStream(Rfc3339Timestamps, FollowsNextPageUrl, CollectionStream):
     is_sorted = False  # newest created first, not by modified
     header_settings: t.ClassVar[dict[str, str]] = {"legal-entity": "legal_entity"}
     auth_hint = (
-        "Check the username, password and client_id settings; a 403 means the API "
-        "refuses the legal_entity setting (missing, unknown or not permitted)."
+        "Check the settings: a 401 points at username, password or client_id, a 403 at "
+        "legal_entity (unknown, or not permitted for this user)."
     )
 
     def get_new_paginator(self) -> NextPageUrlPaginator:
