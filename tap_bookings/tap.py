@@ -55,10 +55,7 @@ class TapBookings(CollectionTap):
         th.Property(
             "token_url",
             th.StringType,
-            default="{base_url}/connect/token",
-            description=(
-                "Where the token is fetched; `{base_url}` stands for the base_url setting."
-            ),
+            description="Where the token is fetched; unset, {base_url}/connect/token.",
         ),
         th.Property(
             "base_url",
@@ -80,9 +77,8 @@ class TapBookings(CollectionTap):
     def build_authenticator(self) -> OAuth2Auth:
         config = self.config
         base_url = str(config["base_url"]).rstrip("/")
-        token_url = str(config.get("token_url") or "{base_url}/connect/token")
         return OAuth2Auth.password_grant(
-            token_url.replace("{base_url}", base_url),
+            config.get("token_url") or f"{base_url}/connect/token",
             username=config["username"],
             password=config["password"],
             client_id=config.get("client_id") or "apiclient",
