@@ -96,6 +96,12 @@ class RepeatGuard:
 NextUrlOf = t.Callable[["requests.Response"], "str | None"]
 
 
+class NextPageUrl(str):
+    """A URL the API handed out for its next page: to be sent byte for byte."""
+
+    __slots__ = ()
+
+
 def _origin(url: str) -> tuple[str, str, int | None]:
     """Scheme, host and port (the scheme's default made explicit) of ``url``."""
     parts = urlsplit(url)
@@ -140,7 +146,7 @@ class NextPageUrlPaginator(BaseAPIPaginator["str | None"]):
                 "base_url setting."
             )
             raise APIError(msg)
-        return url
+        return NextPageUrl(url)
 
 
 class FollowsNextPageUrl:
@@ -148,15 +154,24 @@ class FollowsNextPageUrl:
 
     The SDK builds each request from ``get_url`` plus ``get_url_params``; for a
     next-page URL that would append the first page's parameters a second time or
-    re-encode the ones it carries. Here the URL replaces both, so the request line is
-    the API's URL verbatim (``requests`` only re-quotes characters that may not appear
-    in a URL at all). Put it before the stream base class; ``get_url_params`` then
-    only describes the first page.
+    re-encode the ones it carries. Here the URL replaces both, and the prepared
+    request keeps it as given: ``requests`` would re-spell it (``%7E`` becomes ``~``),
+    which an API that compares the URL, or signs it, may refuse. Only a URL that
+    cannot travel as it is (not ASCII, or with spaces) is left to requests to quote.
+    Put the mixin before the stream base class; ``get_url_params`` then only
+    describes the first page.
     """
 
     def get_http_request(self, *, page: PageContext) -> HTTPRequest:
         request = super().get_http_request(page=page)  # type: ignore[misc]
         token = page.next_page_token
         if isinstance(token, str) and token:
-            return dataclasses.replace(request, url=token, params={})
+            return dataclasses.replace(request, url=NextPageUrl(token), params={})
         return request
+
+    def build_prepared_request(self, *args: t.Any, **kwargs: t.Any) -> requests.PreparedRequest:
+        prepared = super().build_prepared_request(*args, **kwargs)  # type: ignore[misc]
+        url = kwargs.get("url")
+        if isinstance(url, NextPageUrl) and url.isascii() and url.isprintable() and " " not in url:
+            prepared.url = str(url)
+        return prepared

@@ -73,20 +73,33 @@ def test_requests_after_the_first_are_the_next_page_urls_verbatim(sandbox):
     assert all(r.query["PageSize"] == ["100"] for r in account)
 
 
-def test_a_next_page_on_another_host_stops_the_stream_before_any_request_goes_there(sandbox):
-    row = sandbox.records("bookings", "account")[0]
-    body = json.dumps(
-        {
-            "pageNumber": 1,
-            "pageSize": 100,
-            "totalPages": 2,
-            "totalCount": 101,
-            "nextPage": "http://elsewhere.example.com/v1/accounts?PageNumber=2&PageSize=100",
-            "data": [row],
-        }
-    )
+def _first_page_naming(sandbox, next_page: str) -> None:
+    """The first account page (one record) names ``next_page``: a fault for one request."""
+    body = {
+        "pageNumber": 1,
+        "pageSize": 100,
+        "totalPages": 2,
+        "totalCount": 101,
+        "nextPage": next_page,
+        "data": [sandbox.records("bookings", "account")[0]],
+    }
     sandbox.add_fault(
-        Fault(kind="status", api="bookings", path="/v1/accounts", status=200, body=body)
+        Fault(kind="status", api="bookings", path="/v1/accounts", status=200, body=json.dumps(body))
+    )
+
+
+def test_a_next_page_url_is_sent_byte_for_byte_even_where_requests_would_respell_it(sandbox):
+    """``requests`` turns ``%7E`` into ``~``: the API's URL must reach it as the API wrote it."""
+    target = "/bookings/v1/accounts?PageNumber=2&PageSize=100&Tag=a%7Eb"
+    _first_page_naming(sandbox, sandbox.url + target)
+    tap = TapBookings(config=BOOKINGS.config(sandbox))
+    list(tap.streams["account"].get_records(None))
+    assert sandbox.engine.api("bookings").served[0].target == target
+
+
+def test_a_next_page_on_another_host_stops_the_stream_before_any_request_goes_there(sandbox):
+    _first_page_naming(
+        sandbox, "http://elsewhere.example.com/v1/accounts?PageNumber=2&PageSize=100"
     )
     tap = TapBookings(config=BOOKINGS.config(sandbox))
     with pytest.raises(APIError, match=r"'account'.*next page outside .*elsewhere\.example\.com"):
