@@ -7,7 +7,8 @@ export MELTANO_SEND_ANONYMOUS_USAGE_STATS=false MELTANO_CLI_DISABLE_VERSION_CHEC
 ./scripts/setup.sh
 
 PORT=${SANDBOX_PORT:-8765}
-TAPS=${TAPS:-tap-rewards tap-invoicing}
+# Every extractor meltano.yml defines (all five taps), unless TAPS names some.
+TAPS=${TAPS:-$(sed -n 's/^  - name: \(tap-[a-z-]*\)$/\1/p' meltano.yml | tr '\n' ' ')}
 mkdir -p output
 rm -f output/warehouse.duckdb
 .venv/bin/api-sandbox serve --port "$PORT" > output/sandbox.log 2>&1 &

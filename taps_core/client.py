@@ -84,6 +84,9 @@ class CollectionStream(RESTStream[t.Any]):
     retry_statuses: t.ClassVar[frozenset[int]] = RETRYABLE_STATUSES
     #: Told to the user with a 401 or 403, e.g. "Check the api_key setting."
     auth_hint: t.ClassVar[str] = "Check the tap's credentials."
+    #: Headers sent on every data request, each the value of a setting:
+    #: ``{"legal-entity": "legal_entity"}``. Mark such a setting secret if it is one.
+    header_settings: t.ClassVar[dict[str, str]] = {}
 
     def __init__(self, tap: t.Any, *args: t.Any, **kwargs: t.Any) -> None:
         if self.schemas_dir is not None and kwargs.get("schema") is None:
@@ -100,6 +103,20 @@ class CollectionStream(RESTStream[t.Any]):
     def authenticator(self) -> t.Any:
         """The tap's one authenticator, so every stream shares one OAuth token."""
         return self._tap.authenticator
+
+    @property
+    def http_headers(self) -> dict:
+        """The SDK's headers plus the declared :attr:`header_settings`, where set.
+
+        A setting left unset sends no header: the API's own refusal (a 403 naming the
+        header) says more than a request that never went out.
+        """
+        headers = super().http_headers
+        for header, setting in self.header_settings.items():
+            value = self.config.get(setting)
+            if value is not None and value != "":
+                headers[header] = str(value)
+        return headers
 
     @property
     def timeout(self) -> int:

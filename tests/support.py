@@ -7,6 +7,7 @@ import decimal
 import io
 import json
 import os
+import re
 import subprocess
 import sys
 import typing as t
@@ -17,6 +18,7 @@ from pathlib import Path
 
 from singer_sdk import Tap
 
+from tap_bookings.tap import TapBookings
 from tap_invoicing.tap import TapInvoicing
 from tap_rewards.tap import TapRewards
 
@@ -90,6 +92,39 @@ TAPS = [
         },
     ),
 ]
+
+
+_VENDOR_TICKS = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{7}")
+
+
+def vendor_ticks_to_rfc3339(value: t.Any) -> t.Any:
+    """Every ``2022-09-21T13:22:16.3881969`` in ``value``, nested ones too, as RFC 3339.
+
+    The bookings API writes instants with no zone (UTC) and seven fractional digits; the
+    tap must emit them with ``+00:00`` and all seven digits. The oracle goes by the text,
+    not by the tap's schema: only timestamps look like this in the sandbox's records.
+    """
+    if isinstance(value, str):
+        return value + "+00:00" if _VENDOR_TICKS.fullmatch(value) else value
+    if isinstance(value, list):
+        return [vendor_ticks_to_rfc3339(v) for v in value]
+    if isinstance(value, dict):
+        return {k: vendor_ticks_to_rfc3339(v) for k, v in value.items()}
+    return value
+
+
+_BOOKINGS_FIELDS = json.loads((ROOT / "api_sandbox" / "fields" / "bookings.json").read_text())
+TAPS.append(
+    TapCase(
+        TapBookings,
+        "bookings",
+        converted={
+            name: Converted({}, vendor_ticks_to_rfc3339)
+            for schema in _BOOKINGS_FIELDS.values()
+            for name in schema["properties"]
+        },
+    )
+)
 
 
 def tap_case(api: str) -> TapCase:
