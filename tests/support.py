@@ -254,3 +254,21 @@ def shared_sandbox() -> t.Any:
         _shared.__enter__()
         atexit.register(_shared.__exit__, None, None, None)
     return _shared
+
+
+def missing_properties(schema: dict, value: t.Any, where: str) -> list[str]:
+    """Every property ``schema`` names that ``value`` lacks, recursively into non-null values.
+
+    For the sandbox tests: the sandbox must serve every field of ``api-fields/<api>.json``.
+    """
+    missing: list[str] = []
+    if isinstance(value, dict):
+        for key, sub in schema.get("properties", {}).items():
+            if key not in value:
+                missing.append(f"{where}.{key}")
+            else:
+                missing += missing_properties(sub, value[key], f"{where}.{key}")
+    elif isinstance(value, list) and "items" in schema:
+        for i, item in enumerate(value):
+            missing += missing_properties(schema["items"], item, f"{where}[{i}]")
+    return missing
