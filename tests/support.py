@@ -17,6 +17,7 @@ from pathlib import Path
 
 from singer_sdk import Tap
 
+from tap_inventory.tap import TapInventory
 from tap_invoicing.tap import TapInvoicing
 from tap_rewards.tap import TapRewards
 
@@ -75,6 +76,14 @@ def vendor_text_to_rfc3339(value: str | None) -> str | None:
     return datetime.strptime(value, "%Y-%m-%d %H:%M:%S").strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def offset_with_colon(value: str | None) -> str | None:
+    """``2024-03-05T12:06:10+0530`` as RFC 3339 (``2024-03-05T12:06:10+05:30``): same instant."""
+    if value is None:
+        return None
+    moment = datetime.strptime(value, "%Y-%m-%dT%H:%M:%S%z")
+    return moment.isoformat()
+
+
 #: Every tap, as each issue adds one.
 TAPS = [
     TapCase(
@@ -87,6 +96,14 @@ TAPS = [
             "LASTUPDATE": Converted(
                 {"type": ["string", "null"], "format": "date-time"}, vendor_text_to_rfc3339
             )
+        },
+    ),
+    TapCase(
+        TapInventory,
+        "inventory",
+        converted={
+            name: Converted({"type": ["string", "null"], "format": "date-time"}, offset_with_colon)
+            for name in ("created_time", "last_modified_time")
         },
     ),
 ]

@@ -222,6 +222,7 @@ class InventoryApi(Api):
             overrides=overrides,
             modify=self._modifier(statuses),
             time_field="created_time" if "created_time" in props else None,
+            id_field=key,
         )
 
     def _id_overrides(self, schema: Mapping[str, Any], path: str) -> dict[str, Any]:
@@ -277,19 +278,10 @@ class InventoryApi(Api):
         return modify
 
     def mutate(self, stream: str, new: int = 0, modified: int = 0) -> list[str]:
-        """Edit and create records, stamping them an hour after the previous mutation.
-
-        Returns the primary keys of the affected records (new ones first), where the
-        engine's generic answer would be their creation times (these records have no ``id``).
-        """
+        """Edit and create records, stamping them an hour after the previous mutation."""
         with self._lock:
             self._clock += 3600
-            stamp = zoned(self._clock)
-        changed = super().mutate(stream, new, modified)
-        if "last_modified_time" not in self.specs[stream].schema["properties"]:
-            return changed
-        key = next(row[3] for row in STREAMS if row[0] == stream)
-        return [r[key] for r in self.records(stream) if r["last_modified_time"] == stamp]
+        return super().mutate(stream, new, modified)
 
     def revoke_refresh_token(self, token: str = REFRESH_TOKEN) -> None:
         """Revoke ``token``: the grant then answers 400 ``invalid_grant``."""
