@@ -7,7 +7,7 @@ from singer_sdk import typing as th
 from tap_inventory.streams import STREAM_TYPES
 from taps_core.auth import OAuth2Auth
 from taps_core.retry import RetryPolicy
-from taps_core.tap import COMMON_SETTINGS, CollectionTap
+from taps_core.tap import COMMON_SETTINGS, CollectionTap, request_budget_setting
 
 
 class TapInventory(CollectionTap):
@@ -69,6 +69,7 @@ class TapInventory(CollectionTap):
             ),
         ),
         *COMMON_SETTINGS,
+        request_budget_setting(100),  # the contract's rate limit
     ).to_dict()
 
     def build_authenticator(self) -> OAuth2Auth:

@@ -24,8 +24,10 @@ from tap_rewards.tap import TapRewards
 ROOT = Path(__file__).resolve().parent.parent
 VENV_BIN = Path(sys.executable).parent
 MELTANO = str(VENV_BIN / "meltano")
-#: Fast retries in tests; the policy itself (factor 2) is tested with a fake clock.
-FAST_RETRIES = {"backoff_factor": 0.01, "max_retry_wait_seconds": 5}
+#: Fast retries in tests; the policy itself (factor 2) is tested with a fake clock. No
+#: pacing either: the sandbox has no rate limit unless a test switches one on, and the
+#: tests of the request budget set ``max_requests_per_minute`` themselves.
+FAST_RETRIES = {"backoff_factor": 0.01, "max_retry_wait_seconds": 5, "max_requests_per_minute": 0}
 
 
 @dataclass(frozen=True)
@@ -292,6 +294,7 @@ def meltano_run(
         f"{prefix}_BASE_URL": sandbox.base_url(case.api),
         # From the environment a number arrives as text: the tap must take it.
         f"{prefix}_BACKOFF_FACTOR": "0.01",
+        f"{prefix}_MAX_REQUESTS_PER_MINUTE": "0",
         **{f"{prefix}_{k.upper()}": str(v) for k, v in sandbox.credentials(case.api).items()},
         **env,
     }

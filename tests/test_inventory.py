@@ -173,3 +173,64 @@ def test_a_missing_credential_fails_before_any_request(sandbox, tmp_path, missin
     errors = [line for line in result.stderr.splitlines() if "| ERROR" in line]
     assert errors and missing in errors[-1] and "tap-inventory" in errors[-1]
     assert sandbox.requests == []
+
+
+# ----------------------------------------------------------------------------- request budget
+
+
+def _most_in_any_window(times: list[float], seconds: float) -> int:
+    """The most requests any sliding window of ``seconds`` holds (by the server's clock)."""
+    times = sorted(times)
+    most, start = 0, 0
+    for end, at in enumerate(times):
+        while times[start] <= at - seconds:
+            start += 1
+        most = max(most, end - start + 1)
+    return most
+
+
+def test_under_the_rate_limit_a_large_sync_paces_itself_and_gets_no_429():
+    """20 requests a 3-second window stand for the API's 100 a minute, to keep this short.
+
+    The API's 429 asks for a retry after a second while its window lasts longer: a tap
+    that bursts and retries is served 429s (and, with a minute's window, fails). 30
+    pages of items and the twelve other lists are 43 requests, over two windows' worth.
+    """
+    limit = Fault("rate_limit", api="inventory", per_second=20, window=3, fixed_window=True)
+    limit.times = None
+    with Sandbox(seed=42, counts={"inventory": {"items": 6000}}, faults=[limit]) as sandbox:
+        config = INVENTORY.config(sandbox, max_requests_per_minute=20 * 60 / 3)
+        result = sync_in_process(INVENTORY.tap_class, config)
+        _assert_every_stream_matches(sandbox, result)
+        data = _data_requests(sandbox)
+    assert len(data) >= 43
+    assert [r.status for r in data if r.status != 200] == []
+    assert _most_in_any_window([r.time for r in data], 3.0) <= 20
+
+
+def test_under_the_rewards_limit_of_ten_a_second_no_second_holds_more_than_ten():
+    """The rewards default (600 a minute) against the rewards API's own limit."""
+    rewards = tap_case("rewards")
+    limit = Fault("rate_limit", api="rewards", per_second=10, window=1.0, times=None)
+    with Sandbox(seed=42, faults=[limit]) as sandbox:
+        config = rewards.config(sandbox)
+        del config["max_requests_per_minute"]  # the tap's default
+        result = sync_in_process(rewards.tap_class, config)
+        for stream in sandbox.streams("rewards"):
+            assert_matches_ground_truth(
+                rewards, stream, result.records(stream), sandbox.records("rewards", stream)
+            )
+        data = [r for r in sandbox.requests if r.api == "rewards"]
+    assert len(data) > 10
+    assert [r.status for r in data if r.status != 200] == []
+    assert _most_in_any_window([r.time for r in data], 1.0) <= 10
+
+
+@pytest.mark.parametrize(
+    ("api", "default"), [("inventory", 100), ("rewards", 600), ("invoicing", 0)]
+)
+def test_each_tap_defaults_to_the_rate_limit_its_contract_names(api, default):
+    case = tap_case(api)
+    spec = case.tap_class.config_jsonschema["properties"]["max_requests_per_minute"]
+    assert spec["default"] == default
+    assert "number" in spec["type"]
