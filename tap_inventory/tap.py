@@ -6,7 +6,6 @@ from singer_sdk import typing as th
 
 from tap_inventory.streams import STREAM_TYPES
 from taps_core.auth import OAuth2Auth
-from taps_core.retry import RetryPolicy
 from taps_core.tap import COMMON_SETTINGS, CollectionTap, request_budget_setting
 
 
@@ -73,17 +72,12 @@ class TapInventory(CollectionTap):
     ).to_dict()
 
     def build_authenticator(self) -> OAuth2Auth:
+        """The refresh-token grant; the core gives it the tap's retries and timeout."""
         return OAuth2Auth.refresh_token_grant(
             self.config["token_url"],
             client_id=self.config["client_id"],
             client_secret=self.config["client_secret"],
             refresh_token=self.config["refresh_token"],
-            policy=RetryPolicy(
-                backoff_factor=float(self.config.get("backoff_factor", 2.0)),
-                max_wait_seconds=float(self.config.get("max_retry_wait_seconds", 60.0)),
-            ),
-            logger=self.logger,
-            timeout=float(self.config.get("request_timeout", 300)),
         )
 
 
