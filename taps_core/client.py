@@ -409,6 +409,7 @@ class CollectionStream(RESTStream[t.Any]):
         return send
 
     def _send(self, prepared: requests.PreparedRequest) -> requests.Response:
+        self._tap.budget.acquire()  # every attempt is a request the API counts
         return self.requests_session.send(
             self.authenticator(prepared),
             timeout=self.timeout,

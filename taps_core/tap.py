@@ -15,6 +15,7 @@ from singer_sdk import Tap
 from singer_sdk import typing as th
 from singer_sdk.exceptions import ConfigValidationError
 
+from taps_core.budget import RequestBudget
 from taps_core.errors import FAILED_STREAM_ATTRIBUTE, ConfigError, TapError, one_line
 from taps_core.records import FastWriter
 from taps_core.redact import install as install_redaction
@@ -24,7 +25,26 @@ from taps_core.retry import RetryPolicy
 if t.TYPE_CHECKING:
     from taps_core.client import CollectionStream
 
-#: Settings of every tap: how hard to retry, how long to wait.
+
+def request_budget_setting(per_minute: float) -> th.Property:
+    """``max_requests_per_minute`` with the default a tap's contract names.
+
+    Every tap has the setting (it is in :data:`COMMON_SETTINGS`, off by default); a tap
+    whose API names a rate limit lists this after ``*COMMON_SETTINGS`` with that limit,
+    and the later property takes the earlier one's place.
+    """
+    return th.Property(
+        "max_requests_per_minute",
+        th.NumberType(minimum=0),
+        default=per_minute,
+        description=(
+            "Most data requests in any 60 seconds, spaced evenly (no bursts), shared by "
+            "every stream of the sync; 0 turns pacing off."
+        ),
+    )
+
+
+#: Settings of every tap: how hard to retry, how long to wait, how fast to ask.
 COMMON_SETTINGS = th.PropertiesList(
     th.Property(
         "max_retry_wait_seconds",
@@ -50,6 +70,7 @@ COMMON_SETTINGS = th.PropertiesList(
         default=300,
         description="Seconds to wait for the API to answer one request.",
     ),
+    request_budget_setting(0),
 )
 
 
@@ -65,6 +86,11 @@ class CollectionTap(Tap):
 
     def discover_streams(self) -> list[CollectionStream]:
         return [stream_type(tap=self) for stream_type in self.stream_types]
+
+    @cached_property
+    def budget(self) -> RequestBudget:
+        """One request budget for the whole sync: every stream spends the API's limit."""
+        return RequestBudget(float(self.config.get("max_requests_per_minute") or 0))
 
     @cached_property
     def authenticator(self) -> t.Any:

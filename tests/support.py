@@ -19,14 +19,17 @@ from pathlib import Path
 from singer_sdk import Tap
 
 from tap_bookings.tap import TapBookings
+from tap_inventory.tap import TapInventory
 from tap_invoicing.tap import TapInvoicing
 from tap_rewards.tap import TapRewards
 
 ROOT = Path(__file__).resolve().parent.parent
 VENV_BIN = Path(sys.executable).parent
 MELTANO = str(VENV_BIN / "meltano")
-#: Fast retries in tests; the policy itself (factor 2) is tested with a fake clock.
-FAST_RETRIES = {"backoff_factor": 0.01, "max_retry_wait_seconds": 5}
+#: Fast retries in tests; the policy itself (factor 2) is tested with a fake clock. No
+#: pacing either: the sandbox has no rate limit unless a test switches one on, and the
+#: tests of the request budget set ``max_requests_per_minute`` themselves.
+FAST_RETRIES = {"backoff_factor": 0.01, "max_retry_wait_seconds": 5, "max_requests_per_minute": 0}
 
 
 @dataclass(frozen=True)
@@ -77,6 +80,14 @@ def vendor_text_to_rfc3339(value: str | None) -> str | None:
     return datetime.strptime(value, "%Y-%m-%d %H:%M:%S").strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def offset_with_colon(value: str | None) -> str | None:
+    """``2024-03-05T12:06:10+0530`` as RFC 3339 (``2024-03-05T12:06:10+05:30``): same instant."""
+    if value is None:
+        return None
+    moment = datetime.strptime(value, "%Y-%m-%dT%H:%M:%S%z")
+    return moment.isoformat()
+
+
 #: Every tap, as each issue adds one.
 TAPS = [
     TapCase(
@@ -89,6 +100,14 @@ TAPS = [
             "LASTUPDATE": Converted(
                 {"type": ["string", "null"], "format": "date-time"}, vendor_text_to_rfc3339
             )
+        },
+    ),
+    TapCase(
+        TapInventory,
+        "inventory",
+        converted={
+            name: Converted({"type": ["string", "null"], "format": "date-time"}, offset_with_colon)
+            for name in ("created_time", "last_modified_time")
         },
     ),
 ]
@@ -310,6 +329,7 @@ def meltano_run(
         f"{prefix}_BASE_URL": sandbox.base_url(case.api),
         # From the environment a number arrives as text: the tap must take it.
         f"{prefix}_BACKOFF_FACTOR": "0.01",
+        f"{prefix}_MAX_REQUESTS_PER_MINUTE": "0",
         **{f"{prefix}_{k.upper()}": str(v) for k, v in sandbox.credentials(case.api).items()},
         **env,
     }
@@ -329,3 +349,21 @@ def meltano_run(
         timeout=600,
         check=False,
     )
+
+
+def missing_properties(schema: dict, value: t.Any, where: str) -> list[str]:
+    """Every property ``schema`` names that ``value`` lacks, recursively into non-null values.
+
+    For the sandbox tests: the sandbox must serve every field of ``api-fields/<api>.json``.
+    """
+    missing: list[str] = []
+    if isinstance(value, dict):
+        for key, sub in schema.get("properties", {}).items():
+            if key not in value:
+                missing.append(f"{where}.{key}")
+            else:
+                missing += missing_properties(sub, value[key], f"{where}.{key}")
+    elif isinstance(value, list) and "items" in schema:
+        for i, item in enumerate(value):
+            missing += missing_properties(schema["items"], item, f"{where}[{i}]")
+    return missing
