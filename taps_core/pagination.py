@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import typing as t
+from array import array
 
 from singer_sdk.pagination import BaseAPIPaginator
 
@@ -64,25 +65,185 @@ class PageNumberPaginator(BaseAPIPaginator[int]):
         return self.current_value + 1
 
 
-class RepeatGuard:
-    """Ends a stream whose page repeats what this sync already emitted.
+class KeyHashes:
+    """A set of 64-bit key hashes in one flat array: about 16 to 32 bytes a key.
 
-    Two ways a page can repeat: a list that ignores paging parameters serves the same
-    rows at every offset (the whole page repeats: the stream ends), and a newest-first
-    list that grows during the sync shifts rows from one page onto the next (those
-    rows are dropped, the rest are kept). Only the previous page's keys are kept, so
-    memory stays flat however long the stream.
+    A Python ``set`` of ints costs some 70 bytes a key (an int object and a slot), so a
+    sync of ten million rows would hold 700 MB only to remember what it emitted. This is
+    an open-addressing table of ``array('q')`` with linear probing, kept at most half
+    full so that a miss (the common case: a new row) costs about two probes. Zero marks
+    an empty slot; a hash of zero is stored as one.
     """
 
-    def __init__(self, key_of: t.Callable[[dict], t.Hashable]) -> None:
-        self._key_of = key_of
-        self._previous: set[t.Hashable] = set()
+    __slots__ = ("_mask", "_slots", "_used")
 
-    def admit(self, page: list[dict]) -> tuple[list[dict], bool]:
-        """Return the page's new records, and whether the whole page was a repeat."""
-        keys = [self._key_of(record) for record in page]
-        previous, self._previous = self._previous, set(keys)
-        if not previous:
-            return page, False
-        fresh = [record for record, key in zip(page, keys, strict=True) if key not in previous]
-        return fresh, bool(page) and not fresh
+    def __init__(self, capacity: int = 1024) -> None:
+        size = 1 << max(capacity - 1, 1).bit_length()
+        self._slots = array("q", bytes(8 * size))
+        self._mask = size - 1
+        self._used = 0
+
+    def __len__(self) -> int:
+        return self._used
+
+    def __contains__(self, value: int) -> bool:
+        value = value or 1
+        slots, mask = self._slots, self._mask
+        i = value & mask
+        while True:
+            held = slots[i]
+            if held == value:
+                return True
+            if not held:
+                return False
+            i = (i + 1) & mask
+
+    def add_new(self, values: list[int]) -> list[bool]:
+        """Add each value; for each, whether it was new (a value twice in ``values`` is
+        new only the first time)."""
+        if (self._used + len(values)) * 2 > len(self._slots):
+            self._grow(self._used + len(values))
+        slots, mask = self._slots, self._mask
+        out = []
+        append = out.append
+        used = self._used
+        for value in values:
+            value = value or 1
+            i = value & mask
+            while True:
+                held = slots[i]
+                if not held:
+                    slots[i] = value
+                    used += 1
+                    append(True)
+                    break
+                if held == value:
+                    append(False)
+                    break
+                i = (i + 1) & mask
+        self._used = used
+        return out
+
+    def _grow(self, needed: int) -> None:
+        old = self._slots
+        size = len(old)
+        while needed * 2 > size:
+            size *= 2
+        self._slots = array("q", bytes(8 * size))
+        self._mask = size - 1
+        self._used = 0
+        self.add_new([value for value in old if value])
+
+
+class RepeatGuard:
+    """Emits each record once per sync and ends a list that only repeats itself.
+
+    It remembers a 64-bit hash of the key of every record emitted in the sync
+    (:class:`KeyHashes`, not the records), so a row served twice is dropped however far
+    apart the two pages are. A newest-first list that grows during the sync pushes rows
+    already read onto the pages that follow: when more than a page arrives between two
+    requests, a whole page repeats, and that is no reason to stop, since the rows not yet
+    read follow it. A page that brings nothing new ends the list only when the list
+    shows it is not growing:
+
+    - the paginator asks again for a page it already asked for (a cursor that cycles);
+    - the reply states the list's size, and more rows came back in this sync than the
+      list grew by since its first page (each new row at the head pushes one row read
+      onto the next page; a list that ignores offset and limit serves the same rows at
+      every offset without growing);
+    - the reply states no size, and a row of this page already came back once since the
+      last page that brought something new: pages cycling A, B, A, B end on the second
+      B, and a list that ignores paging on its third request. One all-repeat page is
+      read past, because exactly a page of new rows between two requests looks the same.
+
+    ``hash_of`` gives the hash of a record's key (see ``CollectionStream._key_hash``).
+    """
+
+    def __init__(self, hash_of: t.Callable[[dict], int]) -> None:
+        self._hash_of = hash_of
+        self._emitted = KeyHashes()
+        self._asked = KeyHashes(64)
+        self._first_total: int | None = None  # the list's size on the first page
+        self._repeated = 0  # rows served again in this sync (new rows at the head push
+        # one row already read onto the next page each, so no more than the list grew)
+        self._came_back: set[int] = set()
+
+    def __contains__(self, key_hash: int) -> bool:
+        """Whether a record with this key hash was emitted in this sync."""
+        return key_hash in self._emitted
+
+    def admit(
+        self, page: list[dict], *, total: int | None = None, token: t.Any = None, again: int = 0
+    ) -> tuple[list[dict], str | None]:
+        """The page's records not emitted before, and why the list ends here (or None).
+
+        ``total`` is the list's size as this reply states it (None: it does not say);
+        ``token`` the paginator's value this page was asked for; ``again`` how many
+        rows the paginator asked for a second time on purpose (an overlap).
+        """
+        if total is not None and self._first_total is None:
+            self._first_total = total
+        try:
+            token_hash = hash(token)
+        except TypeError:
+            token_hash = hash(repr(token))
+        (first_ask,) = self._asked.add_new([token_hash])
+        hashes = [*map(self._hash_of, page)]
+        new = self._emitted.add_new(hashes)
+        if all(new):
+            fresh = page
+        else:
+            fresh = [record for record, is_new in zip(page, new, strict=True) if is_new]
+            self._repeated += len(page) - len(fresh) - min(again, len(page))
+        if fresh or not page:
+            self._came_back.clear()
+            return fresh, None
+        if not first_ask:
+            return [], "the paginator asked again for a page it had read"
+        if total is not None and self._first_total is not None:
+            if self._repeated <= total - self._first_total:
+                return [], None
+            return [], "more rows came back than the list grew by"
+        if not self._came_back.isdisjoint(hashes):
+            return [], "its rows came back twice"
+        self._came_back.update(hashes)
+        return [], None
+
+
+class OverlappingOffsetPaginator(OffsetTotalPaginator):
+    """Offset paging where each page after the first re-reads the last row of the one before.
+
+    For a list without ids, whose key is a row's content plus its position among
+    identical rows: with one row of overlap, a page that starts with a row identical to
+    the last one read tells "the same row, pushed onto this page by a new arrival" (the
+    overlap row then sits one place further down) from "a second, identical row" (the
+    overlap row is first). The page is asked with ``limit + overlap`` rows, so each
+    request still advances by ``limit``.
+    """
+
+    def __init__(
+        self, limit: int, rows_of: RowsOf, total_of: TotalOf, overlap: int = 1, start: int = 0
+    ) -> None:
+        super().__init__(limit, rows_of, total_of, start)
+        self.overlap = overlap
+
+    def asked_again(self, value: int | None) -> int:
+        """How many rows of the page asked at ``value`` were asked before on purpose."""
+        return min(self.overlap, value or 0)
+
+    @staticmethod
+    def window(value: int | None, limit: int, overlap: int) -> tuple[int, int]:
+        """The ``(offset, limit)`` to ask for the page whose first new row is at ``value``."""
+        back = min(overlap, value or 0)
+        return (value or 0) - back, limit + back
+
+    def get_next(self, response: requests.Response) -> int | None:
+        offset, asked = self.window(self.current_value, self.limit, self.overlap)
+        rows = len(self._rows_of(response))
+        following = offset + rows
+        if rows == 0 or following <= self.current_value:
+            return None
+        total = self._total_of(response)
+        if total is not None:
+            return following if following < total else None
+        return following if rows >= asked else None
