@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import decimal
 import logging
+import operator
 import re
 import sys
 import typing as t
@@ -289,55 +290,45 @@ class CollectionStream(RESTStream[t.Any]):
         return None
 
     @cached_property
-    def _key_hash(self) -> t.Callable[[dict], int]:
-        """The hash the repeat guard keeps of a record's key, built once per stream.
+    def _key_hashes(self) -> t.Callable[[list[dict]], list[int]]:
+        """The hashes the repeat guard keeps of a page's keys, built once per stream.
 
         A key that contains None identifies nothing (its field is missing or null), so
         such a record is hashed by its whole content instead: it is a repeat only of an
         identical copy of itself, never of another record with a null key. Strings hash
         with SipHash; other values go through a tuple's hash, because an int hashes to
         itself and consecutive ids would pile up in neighbouring slots of the table.
+        A page of string ids, the common case, is hashed without a Python call a record.
         """
         encode = msgspec.json.encode
-        if type(self).record_key is not CollectionStream.record_key:
-            key_of = self.record_key
-
-            def custom(record: dict) -> int:
-                key = key_of(record)
-                if key is None or (type(key) is tuple and None in key):
-                    return hash(encode(record))
-                return hash(key if type(key) in (str, tuple, bytes) else (key,))
-
-            return custom
         keys = tuple(self.primary_keys or ())
-        if not keys:
-            return lambda record: hash(encode(record))
-        if len(keys) == 1:
-            (name,) = keys
+        custom = type(self).record_key is not CollectionStream.record_key
+        if not custom and not keys:
+            return lambda page: [hash(encode(record)) for record in page]
+        key_of = self.record_key if custom else lambda record: tuple(map(record.get, keys))
 
-            def single(record: dict) -> int:
-                value = record.get(name)
-                if type(value) is str:
-                    return hash(value)
-                if value is None:
-                    return hash(encode(record))
-                try:
-                    return hash((value,))
-                except TypeError:
-                    return hash(encode(value))
-
-            return single
-
-        def compound(record: dict) -> int:
-            key = tuple(map(record.get, keys))
-            if None in key:
+        def one_hash(record: dict) -> int:
+            key = key_of(record)
+            if key is None or (type(key) is tuple and None in key):
                 return hash(encode(record))
+            if type(key) is tuple and len(key) == 1 and type(key[0]) is str:
+                key = key[0]
             try:
-                return hash(key)
+                return hash(key if type(key) in (str, bytes, tuple) else (key,))
             except TypeError:
                 return hash(encode(key))
 
-        return compound
+        if custom or len(keys) > 1:
+            return lambda page: [one_hash(record) for record in page]
+        get = operator.methodcaller("get", keys[0])
+
+        def single(page: list[dict]) -> list[int]:
+            values = [*map(get, page)]
+            if {*map(type, values)} == _ONLY_STR:
+                return [*map(hash, values)]
+            return [one_hash(record) for record in page]
+
+        return single
 
     #: The stream's own ``post_process``, run in :meth:`request_records`; None if none.
     _own_post_process: t.Callable[[dict, Context | None], dict | None] | None = None
@@ -362,7 +353,7 @@ class CollectionStream(RESTStream[t.Any]):
         send = self.request_decorator(self._request)
         if context is None:
             self._greatest_seen = None
-        guard = self.repeat_guard = RepeatGuard(self._key_hash)
+        guard = self.repeat_guard = RepeatGuard(self._key_hashes)
         process = self._own_post_process
         overlapping = isinstance(paginator, OverlappingOffsetPaginator)
         with self.get_http_request_counter() as request_counter:
@@ -491,3 +482,4 @@ class CollectionStream(RESTStream[t.Any]):
 
 
 _MISSING = object()
+_ONLY_STR = {str}

@@ -98,41 +98,41 @@ class KeyHashes:
                 return False
             i = (i + 1) & mask
 
-    def add_new(self, values: list[int]) -> list[bool]:
-        """Add each value; for each, whether it was new (a value twice in ``values`` is
-        new only the first time)."""
+    def add_new(self, values: list[int]) -> list[int]:
+        """Add each value; return the positions of those already held (a value twice in
+        ``values`` is held the second time). Usually empty: no list is built a value."""
         if (self._used + len(values)) * 2 > len(self._slots):
             self._grow(self._used + len(values))
+        if 0 in values:
+            values = [value or 1 for value in values]
         slots, mask = self._slots, self._mask
-        out = []
-        append = out.append
-        used = self._used
-        for value in values:
-            value = value or 1
+        held_before = []
+        for n, value in enumerate(values):
             i = value & mask
-            while True:
-                held = slots[i]
-                if not held:
-                    slots[i] = value
-                    used += 1
-                    append(True)
-                    break
+            held = slots[i]
+            while held:
                 if held == value:
-                    append(False)
+                    held_before.append(n)
                     break
                 i = (i + 1) & mask
-        self._used = used
-        return out
+                held = slots[i]
+            else:
+                slots[i] = value
+        self._used += len(values) - len(held_before)
+        return held_before
 
     def _grow(self, needed: int) -> None:
         old = self._slots
         size = len(old)
         while needed * 2 > size:
             size *= 2
-        self._slots = array("q", bytes(8 * size))
-        self._mask = size - 1
-        self._used = 0
-        self.add_new([value for value in old if value])
+        slots = self._slots = array("q", bytes(8 * size))
+        mask = self._mask = size - 1
+        for value in filter(None, old):
+            i = value & mask
+            while slots[i]:
+                i = (i + 1) & mask
+            slots[i] = value
 
 
 class RepeatGuard:
@@ -156,21 +156,17 @@ class RepeatGuard:
       B, and a list that ignores paging on its third request. One all-repeat page is
       read past, because exactly a page of new rows between two requests looks the same.
 
-    ``hash_of`` gives the hash of a record's key (see ``CollectionStream._key_hash``).
+    ``hashes_of`` gives the hashes of a page's keys (``CollectionStream._key_hashes``).
     """
 
-    def __init__(self, hash_of: t.Callable[[dict], int]) -> None:
-        self._hash_of = hash_of
+    def __init__(self, hashes_of: t.Callable[[list[dict]], list[int]]) -> None:
+        self._hashes_of = hashes_of
         self._emitted = KeyHashes()
         self._asked = KeyHashes(64)
         self._first_total: int | None = None  # the list's size on the first page
         self._repeated = 0  # rows served again in this sync (new rows at the head push
         # one row already read onto the next page each, so no more than the list grew)
         self._came_back: set[int] = set()
-
-    def __contains__(self, key_hash: int) -> bool:
-        """Whether a record with this key hash was emitted in this sync."""
-        return key_hash in self._emitted
 
     def admit(
         self, page: list[dict], *, total: int | None = None, token: t.Any = None, again: int = 0
@@ -187,14 +183,15 @@ class RepeatGuard:
             token_hash = hash(token)
         except TypeError:
             token_hash = hash(repr(token))
-        (first_ask,) = self._asked.add_new([token_hash])
-        hashes = [*map(self._hash_of, page)]
-        new = self._emitted.add_new(hashes)
-        if all(new):
+        first_ask = not self._asked.add_new([token_hash])
+        hashes = self._hashes_of(page)
+        held = self._emitted.add_new(hashes)
+        if not held:
             fresh = page
         else:
-            fresh = [record for record, is_new in zip(page, new, strict=True) if is_new]
-            self._repeated += len(page) - len(fresh) - min(again, len(page))
+            drop = set(held)
+            fresh = [record for n, record in enumerate(page) if n not in drop]
+            self._repeated += len(held) - min(again, len(held))
         if fresh or not page:
             self._came_back.clear()
             return fresh, None
