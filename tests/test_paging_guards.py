@@ -7,6 +7,7 @@ The sandbox follows the contract, so these cases use a hand-made server
 from __future__ import annotations
 
 import json
+import random
 
 from pytest_httpserver import HTTPServer
 from singer_sdk.pagination import JSONPathPaginator
@@ -14,6 +15,7 @@ from werkzeug import Request, Response
 
 from tap_rewards.streams import OrdersStream
 from tap_rewards.tap import TapRewards
+from taps_core.pagination import KeyHashes
 from tests.support import FAST_RETRIES, catalog_selecting, sync_in_process
 
 
@@ -124,3 +126,16 @@ def test_a_cursor_that_comes_back_to_a_page_already_read_ends_the_list(httpserve
     result = sync_in_process(tap, config, catalog=catalog_selecting(tap, config, "orders"))
     assert sorted(r["id"] for r in result.records("orders")) == [f"ord-{i:05d}" for i in range(300)]
     assert calls == [None, "c1", "c2", "c1"]
+
+
+def test_the_key_table_holds_every_key_of_a_long_sync_and_reports_each_repeat():
+    """Far past its first size, zero included, a repeat inside one batch too."""
+    rng = random.Random(5)
+    table = KeyHashes()
+    batches = [[rng.getrandbits(64) - 2**63 for _ in range(100)] for _ in range(1000)]
+    batches[0][:2] = [0, 1]  # zero is stored as one: the two are the same slot's value
+    for batch in batches:
+        assert table.add_new(batch) == ([1] if batch is batches[0] else [])
+    assert len(table) == 100_000 - 1
+    assert all(b[-1] in table for b in batches)
+    assert table.add_new([batches[7][3], 12345, batches[900][99], 12345]) == [0, 2, 3]
