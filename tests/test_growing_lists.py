@@ -80,19 +80,23 @@ def _content(record: dict) -> str:
     return json.dumps(exact, sort_keys=True, default=str)
 
 
-@pytest.mark.parametrize("new_rows", [1, 2, 10, 25])
-def test_balance_transactions_shifted_by_new_arrivals_keep_their_keys(new_rows):
+@pytest.mark.parametrize(
+    ("count", "new_rows", "after"), [(35, 1, 1), (35, 2, 1), (35, 10, 1), (35, 25, 1), (48, 30, 3)]
+)
+def test_balance_transactions_shifted_by_new_arrivals_keep_their_keys(count, new_rows, after):
     """A row pushed onto the next page keeps its key; a second identical row gets the next.
 
     35 rows with seed 7 put two identical rows on either side of the first page's end,
     the case where "the same row, shifted" and "a second, identical row" look alike.
+    48 rows and 30 new ones after the third page make two whole pages repeat in a row.
     """
     stream = "balance_transactions"
     with Sandbox(
-        seed=7, counts={"rewards": {stream: 35}}, faults=[_grow(stream, new_rows)]
+        seed=7, counts={"rewards": {stream: count}}, faults=[_grow(stream, new_rows, after)]
     ) as sandbox:
         static = sandbox.records("rewards", stream)
-        assert _content(static[9]) == _content(static[10]), "the pair must straddle page 1"
+        if count == 35:
+            assert _content(static[9]) == _content(static[10]), "a pair must straddle page 1"
         first, second, bookmark = _sync_twice(sandbox, stream)
         truth = sandbox.records("rewards", stream)
         config = REWARDS.config(sandbox)
@@ -100,7 +104,7 @@ def test_balance_transactions_shifted_by_new_arrivals_keep_their_keys(new_rows):
         still = sync_in_process(TapRewards, config, catalog=catalog).records(stream)
     key = lambda r: r["transaction_key"]  # noqa: E731
     # The list no longer changes: a fresh sync's keys are the keys every row must have.
-    assert len(still) == len(truth) == 35 + new_rows
+    assert len(still) == len(truth) == count + new_rows
     _assert_every_row_once(first, second, still, key, bookmark)
     for records in (first, second):
         assert {key(r): _content(r) for r in records}.items() <= {
