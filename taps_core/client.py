@@ -39,7 +39,7 @@ from taps_core.errors import (
     request_label,
     status_text,
 )
-from taps_core.pagination import OverlappingOffsetPaginator, RepeatGuard
+from taps_core.pagination import OffsetTotalPaginator, OverlappingOffsetPaginator, RepeatGuard
 from taps_core.records import Conformer, RecordLine
 from taps_core.retry import RETRYABLE_STATUSES, RetryPolicy, call_with_retries, describe_transient
 
@@ -356,6 +356,7 @@ class CollectionStream(RESTStream[t.Any]):
         guard = self.repeat_guard = RepeatGuard(self._key_hashes)
         process = self._own_post_process
         overlapping = isinstance(paginator, OverlappingOffsetPaginator)
+        limit = paginator.limit if isinstance(paginator, OffsetTotalPaginator) else None
         with self.get_http_request_counter() as request_counter:
             request_counter.with_context(context)
             while not paginator.finished:
@@ -367,11 +368,13 @@ class CollectionStream(RESTStream[t.Any]):
                 page = rows
                 if process is not None:
                     page = [r for r in (process(row, context) for row in rows) if r is not None]
+                again = paginator.asked_again(token) if overlapping else 0
                 fresh, stop = guard.admit(
                     page,
                     total=self.list_total(response),
                     token=token,
-                    again=paginator.asked_again(token) if overlapping else 0,
+                    again=again,
+                    limit=None if limit is None else limit + again,
                 )
                 if stop is not None:
                     self.logger.info(

@@ -153,8 +153,9 @@ class RepeatGuard:
       every offset without growing);
     - the reply states no size, and a row of this page already came back once since the
       last page that brought something new: pages cycling A, B, A, B end on the second
-      B, and a list that ignores paging on its third request. One all-repeat page is
-      read past, because exactly a page of new rows between two requests looks the same.
+      B. One all-repeat page is read past, because exactly a page of new rows between
+      two requests looks the same; but a page longer than the limit asked shows a list
+      that ignores paging (the contract's unpaged rewards lists), which ends at once.
 
     ``hashes_of`` gives the hashes of a page's keys (``CollectionStream._key_hashes``).
     """
@@ -169,13 +170,20 @@ class RepeatGuard:
         self._came_back: set[int] = set()
 
     def admit(
-        self, page: list[dict], *, total: int | None = None, token: t.Any = None, again: int = 0
+        self,
+        page: list[dict],
+        *,
+        total: int | None = None,
+        token: t.Any = None,
+        again: int = 0,
+        limit: int | None = None,
     ) -> tuple[list[dict], str | None]:
         """The page's records not emitted before, and why the list ends here (or None).
 
         ``total`` is the list's size as this reply states it (None: it does not say);
         ``token`` the paginator's value this page was asked for; ``again`` how many
-        rows the paginator asked for a second time on purpose (an overlap).
+        rows the paginator asked for a second time on purpose (an overlap); ``limit``
+        how many rows the page was asked for, where the paginator says.
         """
         if total is not None and self._first_total is None:
             self._first_total = total
@@ -201,6 +209,8 @@ class RepeatGuard:
             if self._repeated <= total - self._first_total:
                 return [], None
             return [], "more rows came back than the list grew by"
+        if limit is not None and len(page) > limit:
+            return [], "the list ignores the limit asked, so it ignores paging"
         unasked = hashes[again:]  # not the overlap rows, which repeat by design
         if not self._came_back.isdisjoint(unasked):
             return [], "its rows came back twice"

@@ -45,6 +45,22 @@ def test_a_list_that_ignores_offset_is_read_once_not_forever(httpserver: HTTPSer
     assert calls == ["0", "100"]
 
 
+def test_a_list_that_ignores_offset_without_a_total_is_read_three_times_not_forever(
+    httpserver: HTTPServer,
+):
+    """Page 2 equal to page 1 is also what exactly a page of new rows makes: read on once."""
+    calls = []
+
+    def same_page_always(request: Request) -> Response:
+        calls.append(request.args.get("offset"))
+        body = {"orders": [_order(i) for i in range(100)]}
+        return Response(json.dumps(body), content_type="application/json")
+
+    records = _sync_orders(httpserver, same_page_always)
+    assert [r["id"] for r in records] == [f"ord-{i:05d}" for i in range(100)]
+    assert calls == ["0", "100", "200"]
+
+
 def test_rows_shifted_onto_the_next_page_are_emitted_once(httpserver: HTTPServer):
     """A newest-first list that grows mid-sync pushes the last row of a page onto the next."""
 
