@@ -121,6 +121,12 @@ class KeyHashes:
         self._used += len(values) - len(held_before)
         return held_before
 
+    def reserve(self, count: int) -> None:
+        """Make room for ``count`` values at once: no doubling later, whose old and new
+        tables would be held together (half as much memory again, for a moment)."""
+        if count * 2 > len(self._slots):
+            self._grow(count)
+
     def _grow(self, needed: int) -> None:
         old = self._slots
         size = len(old)
@@ -133,6 +139,10 @@ class KeyHashes:
             while slots[i]:
                 i = (i + 1) & mask
             slots[i] = value
+
+
+#: The most keys the guard makes room for on the word of a reply's total (32 MiB).
+RESERVE_AT_MOST = 1 << 21
 
 
 class RepeatGuard:
@@ -187,6 +197,7 @@ class RepeatGuard:
         """
         if total is not None and self._first_total is None:
             self._first_total = total
+            self._emitted.reserve(min(total, RESERVE_AT_MOST))
         try:
             token_hash = hash(token)
         except TypeError:
