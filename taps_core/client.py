@@ -353,7 +353,7 @@ class CollectionStream(RESTStream[t.Any]):
         send = self.request_decorator(self._request)
         if context is None:
             self._greatest_seen = None
-        guard = self.repeat_guard = RepeatGuard(self._key_hashes)
+        guard = RepeatGuard(self._key_hashes)
         process = self._own_post_process
         overlapping = isinstance(paginator, OverlappingOffsetPaginator)
         limit = paginator.limit if isinstance(paginator, OffsetTotalPaginator) else None
@@ -387,8 +387,8 @@ class CollectionStream(RESTStream[t.Any]):
                     break
                 if page and not fresh:
                     self.logger.info(
-                        "Stream %s: page at %s repeats records already emitted (rows "
-                        "arrived ahead of it during the sync); reading on.",
+                        "Stream %s: page at %s repeats records already emitted (the "
+                        "list may have grown during the sync); reading on.",
                         self.name,
                         token,
                     )

@@ -162,8 +162,8 @@ class RepeatGuard:
       onto the next page; a list that ignores offset and limit serves the same rows at
       every offset without growing);
     - the reply states no size, and a row of this page already came back once since the
-      last page that brought something new: pages cycling A, B, A, B end on the second
-      B. One all-repeat page is read past, because exactly a page of new rows between
+      last page that brought something new: pages cycling A, B, A, B, A end on that
+      third A, each row emitted once. One all-repeat page is read past, because exactly a page of new rows between
       two requests looks the same; but a page longer than the limit asked shows a list
       that ignores paging (the contract's unpaged rewards lists), which ends at once.
 
