@@ -163,9 +163,10 @@ class RepeatGuard:
       every offset without growing);
     - the reply states no size, and a row of this page already came back once since the
       last page that brought something new: pages cycling A, B, A, B, A end on that
-      third A, each row emitted once. One all-repeat page is read past, because exactly a page of new rows between
-      two requests looks the same; but a page longer than the limit asked shows a list
-      that ignores paging (the contract's unpaged rewards lists), which ends at once.
+      third A, each row emitted once. One all-repeat page is read past, because
+      exactly a page of new rows between two requests looks the same; but a page
+      longer than the limit asked shows a list that ignores paging (the contract's
+      unpaged rewards lists), which ends at once.
 
     ``hashes_of`` gives the hashes of a page's keys (``CollectionStream._key_hashes``).
     """
