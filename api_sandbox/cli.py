@@ -43,7 +43,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             seed=args.seed, records=args.records, faults=faults, host=args.host, port=args.port
         )
     except (KeyError, ValueError) as exc:
-        print(f"api-sandbox: {exc}", file=sys.stderr)
+        print(f"api-sandbox: {exc.args[0] if exc.args else exc}", file=sys.stderr)
         return 2
 
     def stop(signum: int, frame: FrameType | None) -> None:
