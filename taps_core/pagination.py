@@ -161,12 +161,14 @@ class RepeatGuard:
       list grew by since its first page (each new row at the head pushes one row read
       onto the next page; a list that ignores offset and limit serves the same rows at
       every offset without growing);
-    - the reply states no size, and a row of this page already came back once since the
-      last page that brought something new: pages cycling A, B, A, B, A end on that
-      third A, each row emitted once. One all-repeat page is read past, because
-      exactly a page of new rows between two requests looks the same; but a page
-      longer than the limit asked shows a list that ignores paging (the contract's
-      unpaged rewards lists), which ends at once.
+    - the reply states no size, and the page equals one that already came back since
+      the last page that brought something new: pages cycling A, B, A, B, A end on
+      that third A, each row emitted once. So one repeated page is read past, because
+      exactly a page of new rows between two requests looks the same, and pages that
+      repeat different stretches of what was read (new rows arriving in bursts) are
+      read past too, though no more of them in a row than the rows read could fill.
+      A repeated page longer than the limit asked shows a list that ignores paging
+      (the contract's unpaged rewards lists), which ends at once.
 
     ``hashes_of`` gives the hashes of a page's keys (``CollectionStream._key_hashes``).
     """
@@ -178,7 +180,8 @@ class RepeatGuard:
         self._first_total: int | None = None  # the list's size on the first page
         self._repeated = 0  # rows served again in this sync (new rows at the head push
         # one row already read onto the next page each, so no more than the list grew)
-        self._came_back: set[int] = set()
+        # the pages that only repeated, since the last page that brought something new
+        self._repeat_pages: set[int] = set()
 
     def admit(
         self,
@@ -213,7 +216,8 @@ class RepeatGuard:
             fresh = [record for n, record in enumerate(page) if n not in drop]
             self._repeated += len(held) - min(again, len(held))
         if fresh or not page:
-            self._came_back.clear()
+            if self._repeat_pages:
+                self._repeat_pages.clear()
             return fresh, None
         if not first_ask:
             return [], "the paginator asked again for a page it had read"
@@ -223,10 +227,13 @@ class RepeatGuard:
             return [], "more rows came back than the list grew by"
         if limit is not None and len(page) > limit:
             return [], "the list ignores the limit asked, so it ignores paging"
-        unasked = hashes[again:]  # not the overlap rows, which repeat by design
-        if not self._came_back.isdisjoint(unasked):
-            return [], "its rows came back twice"
-        self._came_back.update(unasked)
+        unasked = hashes[again:]  # not the overlap rows: they repeat by design
+        signature = hash(tuple(unasked))
+        if signature in self._repeat_pages:
+            return [], "the same page came back twice"
+        self._repeat_pages.add(signature)
+        if len(self._repeat_pages) > len(self._emitted) // max(len(unasked), 1) + 1:
+            return [], "more pages repeated than the rows read could fill"
         return [], None
 
 

@@ -81,19 +81,27 @@ def _content(record: dict) -> str:
 
 
 @pytest.mark.parametrize(
-    ("count", "new_rows", "after"), [(35, 1, 1), (35, 2, 1), (35, 10, 1), (35, 25, 1), (48, 30, 3)]
+    ("count", "growth"),
+    [
+        (35, [(1, 1)]),
+        (35, [(2, 1)]),
+        (35, [(10, 1)]),
+        (35, [(25, 1)]),
+        (48, [(30, 3)]),
+        (60, [(21, 3), (9, 4)]),
+    ],
 )
-def test_balance_transactions_shifted_by_new_arrivals_keep_their_keys(count, new_rows, after):
+def test_balance_transactions_shifted_by_new_arrivals_keep_their_keys(count, growth):
     """A row pushed onto the next page keeps its key; a second identical row gets the next.
 
     35 rows with seed 7 put two identical rows on either side of the first page's end,
     the case where "the same row, shifted" and "a second, identical row" look alike.
-    48 rows and 30 new ones after the third page make two whole pages repeat in a row.
+    30 new rows after the third page make two whole pages repeat in a row; 21 and then
+    9 make the second repeated page hold the first one's rows, one place further on.
     """
     stream = "balance_transactions"
-    with Sandbox(
-        seed=7, counts={"rewards": {stream: count}}, faults=[_grow(stream, new_rows, after)]
-    ) as sandbox:
+    faults = [_grow(stream, rows, after) for rows, after in growth]
+    with Sandbox(seed=7, counts={"rewards": {stream: count}}, faults=faults) as sandbox:
         static = sandbox.records("rewards", stream)
         if count == 35:
             assert _content(static[9]) == _content(static[10]), "a pair must straddle page 1"
@@ -104,7 +112,7 @@ def test_balance_transactions_shifted_by_new_arrivals_keep_their_keys(count, new
         still = sync_in_process(TapRewards, config, catalog=catalog).records(stream)
     key = lambda r: r["transaction_key"]  # noqa: E731
     # The list no longer changes: a fresh sync's keys are the keys every row must have.
-    assert len(still) == len(truth) == count + new_rows
+    assert len(still) == len(truth) == count + sum(rows for rows, _ in growth)
     _assert_every_row_once(first, second, still, key, bookmark)
     for records in (first, second):
         assert {key(r): _content(r) for r in records}.items() <= {
