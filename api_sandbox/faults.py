@@ -13,7 +13,9 @@ from collections import deque
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
-KINDS = ("status", "reset", "truncate", "latency", "malformed", "rate_limit", "token_expiry")
+KINDS = (
+    "status", "reset", "truncate", "latency", "malformed", "rate_limit", "token_expiry", "grow",
+)  # fmt: skip
 
 
 @dataclass
@@ -29,6 +31,10 @@ class Fault:
     expired (each after ``after`` successful data requests; ``skip`` is not used).
     ``path`` None matches every data request of the API; a given path matches that exact
     path (without the API prefix), token endpoints included.
+
+    ``grow`` replaces no reply: it is a list that changes under a sync. Before the matching
+    request after the first ``skip``, it inserts ``rows`` new records at the head of
+    ``stream`` (newest first, as ``mutate`` does), ``times`` times (each on one request).
     """
 
     kind: str
@@ -44,10 +50,14 @@ class Fault:
     after: int = 0
     window: float = 1.0
     fixed_window: bool = False
+    stream: str | None = None
+    rows: int = 0
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
             raise ValueError(f"unknown fault kind {self.kind!r}; expected one of {KINDS}")
+        if self.kind == "grow" and (not self.stream or self.rows < 1):
+            raise ValueError("a grow fault needs stream= and rows= (at least 1)")
         if isinstance(self.body, str):
             self.body = self.body.encode()
 
@@ -92,7 +102,7 @@ class Fault:
             if not sep:
                 raise ValueError(f"fault spec part {part!r} is not key=value")
             raw = raw.strip()
-            if key in ("status", "skip", "per_second", "after"):
+            if key in ("status", "skip", "per_second", "after", "rows"):
                 values[key] = int(raw)
             elif key == "times":
                 values[key] = None if raw.lower() in ("none", "forever", "") else int(raw)
@@ -147,13 +157,16 @@ class Decision:
     delay: float = 0.0
     fault: Fault | None = None  # the fault that decides the reply (None: serve normally)
     latency_applied: bool = False
+    grow: list[Fault] = field(default_factory=list)  # lists to grow before replying
 
     @property
     def label(self) -> str | None:
         """The fault kind for the request log."""
         if self.fault is not None:
             return self.fault.kind
-        return "latency" if self.latency_applied else None
+        if self.latency_applied:
+            return "latency"
+        return "grow" if self.grow else None
 
 
 def _admit(state: _State, fault: Fault) -> bool:
@@ -228,6 +241,9 @@ class FaultSet:
                 if fault.kind == "latency":
                     decision.delay += fault.seconds
                     decision.latency_applied = True
+                    continue
+                if fault.kind == "grow":
+                    decision.grow.append(fault)
                     continue
                 decision.fault = fault
                 break

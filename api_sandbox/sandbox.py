@@ -144,6 +144,7 @@ class Sandbox:
 
     def add_fault(self, fault: Fault) -> None:
         """Activate ``fault`` (counters start at zero)."""
+        self.engine.check_fault(fault)
         self.engine.faults.add(fault)
 
     def clear_faults(self) -> None:

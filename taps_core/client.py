@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import decimal
 import logging
+import operator
 import re
 import sys
 import typing as t
@@ -26,7 +27,7 @@ from pathlib import Path
 import msgspec
 import orjson
 import requests
-from singer_sdk import RESTStream
+from singer_sdk import RESTStream, Stream
 from singer_sdk.helpers.jsonpath import extract_jsonpath
 from singer_sdk.mapper import SameRecordTransform
 from singer_sdk.pagination import SinglePagePaginator
@@ -42,7 +43,7 @@ from taps_core.errors import (
     request_label,
     status_text,
 )
-from taps_core.pagination import RepeatGuard
+from taps_core.pagination import OffsetTotalPaginator, OverlappingOffsetPaginator, RepeatGuard
 from taps_core.records import Conformer, RecordLine
 from taps_core.retry import (
     RETRYABLE_STATUSES,
@@ -92,6 +93,9 @@ class CollectionStream(RESTStream[t.Any]):
         if self.schemas_dir is not None and kwargs.get("schema") is None:
             kwargs["schema"] = load_schema(self.schemas_dir / f"{self.name}.json")
         super().__init__(tap, *args, **kwargs)
+        if type(self).post_process is not Stream.post_process:
+            self._own_post_process = self.post_process
+            self.post_process = self._post_process_once  # type: ignore[method-assign]
 
     # -- declarations -------------------------------------------------------------------
 
@@ -334,11 +338,82 @@ class CollectionStream(RESTStream[t.Any]):
     # -- requests -----------------------------------------------------------------------
 
     def record_key(self, record: dict) -> t.Hashable:
-        """What identifies a record within this stream, for the repeat guard."""
+        """What identifies a record within this stream, for the repeat guard.
+
+        Called on the record as emitted (after :meth:`post_process`), so a key that
+        ``post_process`` builds or lifts is the key the guard sees.
+        """
         keys = self.primary_keys or ()
         if keys:
             return tuple(record.get(k) for k in keys)
         return msgspec.json.encode(record)
+
+    def list_total(self, response: requests.Response) -> int | None:
+        """The list's size as this reply states it; None where the API does not say.
+
+        The repeat guard reads it to tell a list that grew during the sync (its rows
+        shift onto later pages: read on) from one that serves the same rows at every
+        offset (stop).
+        """
+        return None
+
+    @cached_property
+    def _key_hashes(self) -> t.Callable[[list[dict]], list[int]]:
+        """The hashes the repeat guard keeps of a page's keys, built once per stream.
+
+        A key that contains None identifies nothing (its field is missing or null), so
+        such a record is hashed by its whole content instead: it is a repeat only of an
+        identical copy of itself, never of another record with a null key. Strings hash
+        with SipHash; other values go through a tuple's hash, because an int hashes to
+        itself and consecutive ids would pile up in neighbouring slots of the table.
+        A page of string ids, the common case, is hashed without a Python call a record.
+        """
+        encode = msgspec.json.encode
+        keys = tuple(self.primary_keys or ())
+        custom = type(self).record_key is not CollectionStream.record_key
+        if not custom and not keys:
+            return lambda page: [hash(encode(record)) for record in page]
+        key_of = self.record_key if custom else lambda record: tuple(map(record.get, keys))
+
+        def one_hash(record: dict) -> int:
+            key = key_of(record)
+            if key is None or (type(key) is tuple and None in key):
+                return hash(encode(record))
+            if type(key) is tuple and len(key) == 1 and type(key[0]) is str:
+                key = key[0]
+            try:
+                return hash(key if type(key) in (str, bytes, tuple) else (key,))
+            except TypeError:
+                return hash(encode(key))
+
+        if custom or len(keys) > 1:
+            return lambda page: [one_hash(record) for record in page]
+        get = operator.methodcaller("get", keys[0])
+
+        def single(page: list[dict]) -> list[int]:
+            values = [*map(get, page)]
+            if {*map(type, values)} == _ONLY_STR:
+                return [*map(hash, values)]
+            return [one_hash(record) for record in page]
+
+        return single
+
+    #: The stream's own ``post_process``, run in :meth:`request_records`; None if none.
+    _own_post_process: t.Callable[[dict, Context | None], dict | None] | None = None
+    _last_processed: dict | None = None
+
+    def _post_process_once(self, row: dict, context: Context | None = None) -> dict | None:
+        """Stands in for ``post_process`` so the SDK does not run it a second time.
+
+        :meth:`request_records` runs the stream's ``post_process`` before the repeat
+        guard (keys come from the record as emitted), then the SDK calls
+        ``post_process`` on each record it receives; for the record just handed over
+        that call returns it as it is. Any other call runs the real one.
+        """
+        if row is self._last_processed:
+            return row
+        assert self._own_post_process is not None
+        return self._own_post_process(row, context)
 
     def request_records(self, context: Context | None) -> t.Iterable[dict]:
         """Walk the pages, emitting each record once, never looping on a repeated page."""
@@ -346,25 +421,53 @@ class CollectionStream(RESTStream[t.Any]):
         send = self.request_decorator(self._request)
         if context is None:
             self._greatest_seen = None
-        guard = RepeatGuard(self.record_key)
+        guard = RepeatGuard(self._key_hashes)
+        process = self._own_post_process
+        overlapping = isinstance(paginator, OverlappingOffsetPaginator)
+        limit = paginator.limit if isinstance(paginator, OffsetTotalPaginator) else None
         with self.get_http_request_counter() as request_counter:
             request_counter.with_context(context)
             while not paginator.finished:
+                token = paginator.current_value
                 prepared = self._prepare_request(context=context, page=paginator)
                 response = send(prepared, context)
                 request_counter.increment()
-                page = list(self.parse_response(response))
-                fresh, repeated = guard.admit(page)
-                if repeated:
+                rows = list(self.parse_response(response))
+                page = rows
+                if process is not None:
+                    page = [r for r in (process(row, context) for row in rows) if r is not None]
+                again = paginator.asked_again(token) if overlapping else 0
+                fresh, stop = guard.admit(
+                    page,
+                    total=self.list_total(response),
+                    token=token,
+                    again=again,
+                    limit=None if limit is None else limit + again,
+                )
+                if stop is not None:
                     self.logger.info(
-                        "Stream %s: page at %s repeats records already emitted; "
+                        "Stream %s: page at %s repeats records already emitted (%s); "
                         "the list is complete.",
                         self.name,
-                        paginator.current_value,
+                        token,
+                        stop,
                     )
                     break
-                yield from fresh
-                if not page and not paginator.continue_if_empty(response):
+                if page and not fresh:
+                    self.logger.info(
+                        "Stream %s: page at %s repeats records already emitted (the "
+                        "list may have grown during the sync); reading on.",
+                        self.name,
+                        token,
+                    )
+                if process is None:
+                    yield from fresh
+                else:
+                    for record in fresh:
+                        self._last_processed = record
+                        yield record
+                    self._last_processed = None
+                if not rows and not paginator.continue_if_empty(response):
                     break
                 paginator.advance(response)
 
@@ -483,3 +586,4 @@ class CollectionStream(RESTStream[t.Any]):
 
 
 _MISSING = object()
+_ONLY_STR = {str}

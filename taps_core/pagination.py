@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import typing as t
+from array import array
 from urllib.parse import urljoin, urlsplit
 
 from singer_sdk.pagination import BaseAPIPaginator
@@ -69,28 +70,215 @@ class PageNumberPaginator(BaseAPIPaginator[int]):
         return self.current_value + 1
 
 
-class RepeatGuard:
-    """Ends a stream whose page repeats what this sync already emitted.
+class KeyHashes:
+    """A set of 64-bit key hashes in one flat array: about 16 to 32 bytes a key.
 
-    Two ways a page can repeat: a list that ignores paging parameters serves the same
-    rows at every offset (the whole page repeats: the stream ends), and a newest-first
-    list that grows during the sync shifts rows from one page onto the next (those
-    rows are dropped, the rest are kept). Only the previous page's keys are kept, so
-    memory stays flat however long the stream.
+    A Python ``set`` of ints costs some 70 bytes a key (an int object and a slot), so a
+    sync of ten million rows would hold 700 MB only to remember what it emitted. This is
+    an open-addressing table of ``array('q')`` with linear probing, kept at most half
+    full so that a miss (the common case: a new row) costs about two probes. Zero marks
+    an empty slot; a hash of zero is stored as one.
     """
 
-    def __init__(self, key_of: t.Callable[[dict], t.Hashable]) -> None:
-        self._key_of = key_of
-        self._previous: set[t.Hashable] = set()
+    __slots__ = ("_mask", "_slots", "_used")
 
-    def admit(self, page: list[dict]) -> tuple[list[dict], bool]:
-        """Return the page's new records, and whether the whole page was a repeat."""
-        keys = [self._key_of(record) for record in page]
-        previous, self._previous = self._previous, set(keys)
-        if not previous:
-            return page, False
-        fresh = [record for record, key in zip(page, keys, strict=True) if key not in previous]
-        return fresh, bool(page) and not fresh
+    def __init__(self, capacity: int = 1024) -> None:
+        size = 1 << max(capacity - 1, 1).bit_length()
+        self._slots = array("q", bytes(8 * size))
+        self._mask = size - 1
+        self._used = 0
+
+    def __len__(self) -> int:
+        return self._used
+
+    def __contains__(self, value: int) -> bool:
+        value = value or 1
+        slots, mask = self._slots, self._mask
+        i = value & mask
+        while True:
+            held = slots[i]
+            if held == value:
+                return True
+            if not held:
+                return False
+            i = (i + 1) & mask
+
+    def add_new(self, values: list[int]) -> list[int]:
+        """Add each value; return the positions of those already held (a value twice in
+        ``values`` is held the second time). Usually empty: no list is built a value."""
+        if (self._used + len(values)) * 2 > len(self._slots):
+            self._grow(self._used + len(values))
+        if 0 in values:
+            values = [value or 1 for value in values]
+        slots, mask = self._slots, self._mask
+        held_before = []
+        for n, value in enumerate(values):
+            i = value & mask
+            held = slots[i]
+            while held:
+                if held == value:
+                    held_before.append(n)
+                    break
+                i = (i + 1) & mask
+                held = slots[i]
+            else:
+                slots[i] = value
+        self._used += len(values) - len(held_before)
+        return held_before
+
+    def reserve(self, count: int) -> None:
+        """Make room for ``count`` values at once: no doubling later, whose old and new
+        tables would be held together (half as much memory again, for a moment)."""
+        if count * 2 > len(self._slots):
+            self._grow(count)
+
+    def _grow(self, needed: int) -> None:
+        old = self._slots
+        size = len(old)
+        while needed * 2 > size:
+            size *= 2
+        slots = self._slots = array("q", bytes(8 * size))
+        mask = self._mask = size - 1
+        for value in filter(None, old):
+            i = value & mask
+            while slots[i]:
+                i = (i + 1) & mask
+            slots[i] = value
+
+
+#: The most keys the guard makes room for on the word of a reply's total (32 MiB).
+RESERVE_AT_MOST = 1 << 21
+
+
+class RepeatGuard:
+    """Emits each record once per sync and ends a list that only repeats itself.
+
+    It remembers a 64-bit hash of the key of every record emitted in the sync
+    (:class:`KeyHashes`, not the records), so a row served twice is dropped however far
+    apart the two pages are. A newest-first list that grows during the sync pushes rows
+    already read onto the pages that follow: when more than a page arrives between two
+    requests, a whole page repeats, and that is no reason to stop, since the rows not yet
+    read follow it. A page that brings nothing new ends the list only when the list
+    shows it is not growing:
+
+    - the paginator asks again for a page it already asked for (a cursor that cycles);
+    - the reply states the list's size, and more rows came back in this sync than the
+      list grew by since its first page (each new row at the head pushes one row read
+      onto the next page; a list that ignores offset and limit serves the same rows at
+      every offset without growing);
+    - the reply states no size, and the page equals one that already came back since
+      the last page that brought something new: pages cycling A, B, A, B, A end on
+      that third A, each row emitted once. So one repeated page is read past, because
+      exactly a page of new rows between two requests looks the same, and pages that
+      repeat different stretches of what was read (new rows arriving in bursts) are
+      read past too, though no more of them in a row than the rows read could fill.
+      A repeated page longer than the limit asked shows a list that ignores paging
+      (the contract's unpaged rewards lists), which ends at once.
+
+    ``hashes_of`` gives the hashes of a page's keys (``CollectionStream._key_hashes``).
+    """
+
+    def __init__(self, hashes_of: t.Callable[[list[dict]], list[int]]) -> None:
+        self._hashes_of = hashes_of
+        self._emitted = KeyHashes()
+        self._asked = KeyHashes(64)
+        self._first_total: int | None = None  # the list's size on the first page
+        self._repeated = 0  # rows served again in this sync (new rows at the head push
+        # one row already read onto the next page each, so no more than the list grew)
+        # the pages that only repeated, since the last page that brought something new
+        self._repeat_pages: set[int] = set()
+
+    def admit(
+        self,
+        page: list[dict],
+        *,
+        total: int | None = None,
+        token: t.Any = None,
+        again: int = 0,
+        limit: int | None = None,
+    ) -> tuple[list[dict], str | None]:
+        """The page's records not emitted before, and why the list ends here (or None).
+
+        ``total`` is the list's size as this reply states it (None: it does not say);
+        ``token`` the paginator's value this page was asked for; ``again`` how many
+        rows the paginator asked for a second time on purpose (an overlap); ``limit``
+        how many rows the page was asked for, where the paginator says.
+        """
+        if total is not None and self._first_total is None:
+            self._first_total = total
+            self._emitted.reserve(min(total, RESERVE_AT_MOST))
+        try:
+            token_hash = hash(token)
+        except TypeError:
+            token_hash = hash(repr(token))
+        first_ask = not self._asked.add_new([token_hash])
+        hashes = self._hashes_of(page)
+        held = self._emitted.add_new(hashes)
+        if not held:
+            fresh = page
+        else:
+            drop = set(held)
+            fresh = [record for n, record in enumerate(page) if n not in drop]
+            self._repeated += len(held) - min(again, len(held))
+        if fresh or not page:
+            if self._repeat_pages:
+                self._repeat_pages.clear()
+            return fresh, None
+        if not first_ask:
+            return [], "the paginator asked again for a page it had read"
+        if total is not None and self._first_total is not None:
+            if self._repeated <= total - self._first_total:
+                return [], None
+            return [], "more rows came back than the list grew by"
+        if limit is not None and len(page) > limit:
+            return [], "the list ignores the limit asked, so it ignores paging"
+        unasked = hashes[again:]  # not the overlap rows: they repeat by design
+        signature = hash(tuple(unasked))
+        if signature in self._repeat_pages:
+            return [], "the same page came back twice"
+        self._repeat_pages.add(signature)
+        if len(self._repeat_pages) > len(self._emitted) // max(len(unasked), 1) + 1:
+            return [], "more pages repeated than the rows read could fill"
+        return [], None
+
+
+class OverlappingOffsetPaginator(OffsetTotalPaginator):
+    """Offset paging where each page after the first re-reads the last row of the one before.
+
+    For a list without ids, whose key is a row's content plus its position among
+    identical rows: with one row of overlap, a page that starts with a row identical to
+    the last one read tells "the same row, pushed onto this page by a new arrival" (the
+    overlap row then sits one place further down) from "a second, identical row" (the
+    overlap row is first). The page is asked with ``limit + overlap`` rows, so each
+    request still advances by ``limit``.
+    """
+
+    def __init__(
+        self, limit: int, rows_of: RowsOf, total_of: TotalOf, overlap: int = 1, start: int = 0
+    ) -> None:
+        super().__init__(limit, rows_of, total_of, start)
+        self.overlap = overlap
+
+    def asked_again(self, value: int | None) -> int:
+        """How many rows of the page asked at ``value`` were asked before on purpose."""
+        return min(self.overlap, value or 0)
+
+    @staticmethod
+    def window(value: int | None, limit: int, overlap: int) -> tuple[int, int]:
+        """The ``(offset, limit)`` to ask for the page whose first new row is at ``value``."""
+        back = min(overlap, value or 0)
+        return (value or 0) - back, limit + back
+
+    def get_next(self, response: requests.Response) -> int | None:
+        offset, asked = self.window(self.current_value, self.limit, self.overlap)
+        rows = len(self._rows_of(response))
+        following = offset + rows
+        if rows == 0 or following <= self.current_value:
+            return None
+        total = self._total_of(response)
+        if total is not None:
+            return following if following < total else None
+        return following if rows >= asked else None
 
 
 NextUrlOf = t.Callable[["requests.Response"], "str | None"]

@@ -146,6 +146,11 @@ TAPS.append(
 )
 
 
+def instant(text: str) -> datetime:
+    """An RFC 3339 timestamp as the instant it names (``Z`` or any offset)."""
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
 def tap_case(api: str) -> TapCase:
     """The tap of one API."""
     return next(case for case in TAPS if case.api == api)
