@@ -20,6 +20,9 @@ never sees a state before the records it covers.
 from __future__ import annotations
 
 import atexit
+import contextlib
+import io
+import os
 import sys
 import time
 import typing as t
@@ -47,11 +50,39 @@ encoder = msgspec.json.Encoder(enc_hook=_enc_hook, decimal_format="number")
 WRITE_SIZE = 64 * 1024
 
 
+class StopSync(SystemExit):
+    """Ends the sync from wherever it is, with ``code`` as the exit status.
+
+    A ``SystemExit`` so that no ``except Exception`` on the way up (the SDK's, a tap's)
+    mistakes it for a failure to log or retry; :mod:`taps_core.signals` writes the last
+    STATE once it has unwound.
+    """
+
+
+#: Exit status when the reader of stdout is gone (128 + SIGPIPE, as a shell reports it).
+EXIT_STDOUT_CLOSED = 141
+
+
 class _Stdout:
-    """Gathers RECORD lines into large writes; :meth:`flush` before any other message."""
+    """Gathers RECORD lines into large writes; :meth:`flush` before any other message.
+
+    ``written`` counts the bytes of ``pending`` already on stdout, so a write cut short
+    (a partial write, a signal) resumes where it stopped and no byte goes out twice.
+    While :attr:`busy` a stop request only sets :attr:`stop_code`; the stop is raised
+    once the bytes in hand are out, so the output always ends on a whole line.
+    """
 
     def __init__(self) -> None:
         self._pending = bytearray()
+        self._written = 0
+        #: Inside a write to stdout: a signal must not interrupt it (see taps_core.signals).
+        self.busy = False
+        #: Set by a signal that arrived while busy: the exit status to stop with.
+        self.stop_code: int | None = None
+        #: The reader hung up (``| head``, a target that died): nothing more can be written.
+        self.closed = False
+        #: A SCHEMA or STATE went out: a sync is under way (a stop then owes a last STATE).
+        self.started = False
 
     def write(self, line: bytes) -> None:
         self._pending += line
@@ -60,22 +91,52 @@ class _Stdout:
 
     def flush(self) -> None:
         """Push out every gathered line, then stdout's own buffer."""
-        self._write_pending()
-        sys.stdout.buffer.flush()
+        self._write_pending(flush=True)
 
-    def _write_pending(self) -> None:
-        if not self._pending:
+    def _write_pending(self, *, flush: bool = False) -> None:
+        if self.closed:
+            self._pending.clear()
             return
-        out, view = sys.stdout.buffer, memoryview(self._pending)
-        while view:  # an unbuffered stdout may take part of a write
-            written = out.write(view)
-            view = view[written or 0 :]
-        view.release()
+        self.busy = True
+        try:
+            out = sys.stdout.buffer
+            while self._written < len(self._pending):  # an unbuffered stdout may take part
+                with memoryview(self._pending) as view, view[self._written :] as rest:
+                    self._written += out.write(rest) or 0
+            self._pending.clear()
+            self._written = 0
+            if flush:
+                out.flush()
+        except BrokenPipeError:
+            self._close()
+            raise StopSync(EXIT_STDOUT_CLOSED) from None
+        finally:
+            self.busy = False
+        if self.stop_code is not None:
+            raise StopSync(self.stop_code)
+
+    def _close(self) -> None:
+        """Forget what cannot be written; point fd 1 at /dev/null for the interpreter's
+        own flush at exit, which would otherwise print a BrokenPipeError."""
+        self.closed = True
         self._pending.clear()
+        self._written = 0
+        try:
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+            os.close(devnull)
+        except (OSError, ValueError, AttributeError, io.UnsupportedOperation):
+            pass  # not a real file (a test's buffer): nothing will flush it at exit
+
+    def flush_at_exit(self) -> None:
+        """What the process still holds, out before it ends; a reader gone is no error."""
+        self.stop_code = None
+        with contextlib.suppress(StopSync):
+            self.flush()
 
 
 stdout = _Stdout()
-atexit.register(stdout.flush)
+atexit.register(stdout.flush_at_exit)
 
 
 class FastWriter(GenericSingerWriter[bytes, "Message"]):
@@ -92,6 +153,7 @@ class FastWriter(GenericSingerWriter[bytes, "Message"]):
         return self.serialize_message(message) + b"\n"
 
     def write_message(self, message: Message) -> None:
+        stdout.started = True
         stdout.write(self.format_message(message))
         stdout.flush()
 
