@@ -28,9 +28,18 @@ import time
 import typing as t
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from decimal import Decimal
 
 import msgspec
+from singer_sdk.helpers._typing import (
+    _conform_record_data_types,
+    _is_exclusive_boolean_type,
+    is_object_type,
+    is_uniform_list,
+)
+from singer_sdk.helpers.conform import TypeConformanceLevel
 from singer_sdk.singerlib.encoding import GenericSingerWriter
+from singer_sdk.singerlib.json import serialize_json
 
 if t.TYPE_CHECKING:
     from singer_sdk.singerlib.messages import Message
@@ -147,7 +156,12 @@ class FastWriter(GenericSingerWriter[bytes, "Message"]):
     """
 
     def serialize_message(self, message: Message) -> bytes:
-        return encoder.encode(message.to_dict())
+        """msgspec, or for what it refuses (``Decimal('NaN')``) the SDK's serialiser."""
+        data = message.to_dict()
+        try:
+            return encoder.encode(data)
+        except (TypeError, ValueError, msgspec.EncodeError):
+            return serialize_json(data).encode()
 
     def format_message(self, message: Message) -> bytes:
         return self.serialize_message(message) + b"\n"
@@ -178,8 +192,46 @@ class RecordLine:
             self._time_suffix = self._version + b',"time_extracted":"' + stamp.encode() + b'"}\n'
         return self._time_suffix
 
-    def write(self, record: dict) -> None:
-        stdout.write(self._prefix + encoder.encode(record) + self._time())
+    def write(self, body: bytes) -> None:
+        """One line around ``body``, the record as JSON (:meth:`Conformer.encode`)."""
+        stdout.write(self._prefix + body + self._time())
+
+
+#: The types a JSON parse gives (numbers as ``Decimal``): all the compiled conformer meets.
+_SCALARS = frozenset({str, int, bool, type(None), Decimal})
+
+
+def is_plain(value: dict | list) -> bool:
+    """Whether ``value`` holds, at any depth, only what a JSON parse gives.
+
+    Anything else (a ``datetime`` a stream made, a float, bytes) is the SDK's to conform
+    and write: the compiled conformer leaves values alone, and msgspec writes a naive
+    ``datetime`` with no zone where the SDK writes ``+00:00``. One C-level pass a level;
+    Python looks at single values only where a level holds containers.
+    """
+    values = value.values() if type(value) is dict else value
+    if _SCALARS.issuperset(map(type, values)):
+        return True
+    for item in values:
+        kind = type(item)
+        if kind is dict or kind is list:
+            if not is_plain(item):
+                return False
+        elif kind not in _SCALARS:
+            return False
+    return True
+
+
+class UnsupportedSchemaError(Exception):
+    """A schema the compiled conformer cannot treat as the SDK does: the SDK's path then."""
+
+
+@dataclass
+class _ListPlan:
+    """A uniform list (``items`` one schema): the SDK conforms each item."""
+
+    objects: _ObjectPlan | None = None  # items are objects: each dict item conformed
+    booleans: bool = False  # items boolean-only: each non-boolean item made one
 
 
 @dataclass
@@ -189,70 +241,121 @@ class _ObjectPlan:
     allowed: frozenset[str]
     open: bool  # additionalProperties: keep undeclared keys
     path: str  # "payment.refund." - for the warning about undeclared properties
+    names: tuple[str, ...] = ()  # the declared properties in schema order
+    lists: dict[str, _ListPlan] = field(default_factory=dict)
     objects: dict[str, _ObjectPlan] = field(default_factory=dict)
-    object_lists: dict[str, _ObjectPlan] = field(default_factory=dict)
     booleans: tuple[str, ...] = ()
-    boolean_lists: tuple[str, ...] = ()
-
-
-def _types(schema: dict) -> set[str]:
-    kinds = schema.get("type", [])
-    kinds = {kinds} if isinstance(kinds, str) else set(kinds)
-    for option in schema.get("anyOf", []):
-        kinds |= _types(option)
-    return kinds
-
-
-def _is_boolean_only(schema: dict) -> bool:
-    return _types(schema) - {"null"} == {"boolean"}
 
 
 def _plan(schema: dict, path: str = "") -> _ObjectPlan:
-    properties = schema.get("properties", {})
-    plan = _ObjectPlan(frozenset(properties), bool(schema.get("additionalProperties")), path)
-    booleans, boolean_lists = [], []
+    """The SDK's decisions (``_conform_record_data_types``), made once per property.
+
+    Its own predicates decide, so that the two paths cannot read a schema differently:
+    a list value is conformed where ``is_uniform_list``, a dict value where
+    ``is_object_type`` and the schema lists ``properties`` (both may hold for one
+    property), and only ``_is_exclusive_boolean_type`` makes booleans (an ``anyOf`` of
+    boolean and null does not). Where the SDK would fail on a value, so that no answer
+    of ours could be the SDK's, the schema is unsupported.
+    """
+    properties = schema.get("properties")
+    if not isinstance(properties, dict):
+        raise UnsupportedSchemaError(f"{path or 'the record'}: no properties")
+    plan = _ObjectPlan(
+        frozenset(properties), bool(schema.get("additionalProperties")), path, tuple(properties)
+    )
+    booleans = []
     for name, sub in properties.items():
-        kinds = _types(sub)
-        if "object" in kinds and "properties" in sub:
-            plan.objects[name] = _plan(sub, f"{path}{name}.")
-        elif "array" in kinds and isinstance(sub.get("items"), dict):
-            items = sub["items"]
-            if "object" in _types(items) and "properties" in items:
-                plan.object_lists[name] = _plan(items, f"{path}{name}.")
-            elif _is_boolean_only(items):
-                boolean_lists.append(name)
-        elif _is_boolean_only(sub):
+        where = f"{path}{name}"
+        try:
+            uniform = is_uniform_list(sub)
+            is_object = is_object_type(sub)
+            is_boolean = _is_exclusive_boolean_type(sub)
+            items_object = uniform and is_object_type(sub["items"])
+            items_boolean = uniform and _is_exclusive_boolean_type(sub["items"])
+        except Exception as error:  # the SDK raises on such a schema as soon as a list comes
+            msg = f"{where}: {type(error).__name__}: {error}"
+            raise UnsupportedSchemaError(msg) from None
+        if uniform:
+            if items_object:
+                if "properties" not in sub["items"]:
+                    raise UnsupportedSchemaError(f"{where}: object items without properties")
+                plan.lists[name] = _ListPlan(objects=_plan(sub["items"], f"{where}."))
+            elif items_boolean:
+                plan.lists[name] = _ListPlan(booleans=True)
+        if is_object and "properties" in sub:
+            plan.objects[name] = _plan(sub, f"{where}.")
+        if is_boolean:
             booleans.append(name)
-    plan.booleans, plan.boolean_lists = tuple(booleans), tuple(boolean_lists)
+    plan.booleans = tuple(booleans)
     return plan
 
 
-class Conformer:
-    """Conforms records to one stream's schema, in place, as the SDK's rules say.
+#: Indentation of generated code past which an object is conformed by a function of its
+#: own: Python refuses 100 levels of indentation and 20 nested loops in one function.
+_MAX_DEPTH = 8
 
-    The schema is compiled into one straight-line Python function, so the work per
-    record is a set comparison per nested object and nothing else: no recursion, no
-    per-value type dispatch.
+
+class Conformer:
+    """Conforms records to one stream's schema as the SDK's rules say (type conformance
+    level RECURSIVE, the default), in place.
+
+    The schema is compiled into straight-line Python, so the work per record is a set
+    comparison per nested object and nothing else: no recursion, no per-value type
+    dispatch. ``check_values`` first makes sure a record holds only JSON types (see
+    :func:`is_plain`), for streams whose code adds values of its own; a record that does
+    not is conformed by the SDK's own function.
     """
 
-    def __init__(self, schema: dict) -> None:
+    def __init__(self, schema: dict, *, check_values: bool = True) -> None:
         #: Undeclared properties seen, for one warning (as the SDK gives).
         self.unmapped: set[str] = set()
+        self.check_values = check_values
+        self._schema = schema
         self._plans: list[_ObjectPlan] = []
+        self._functions: list[t.Callable[[dict], dict]] = []
+        self._conform = self._compile(_plan(schema))
+
+    def __call__(self, record: dict) -> dict:
+        """The compiled conformance, for records of JSON values (:func:`is_plain`)."""
+        return self._conform(record)
+
+    def encode(self, record: dict) -> bytes:
+        """``record`` conformed and serialised, as the SDK would, as JSON bytes.
+
+        Records of JSON values take the compiled conformance and msgspec; any other
+        (a value :func:`is_plain` refuses, a ``Decimal('NaN')`` msgspec refuses) takes
+        the SDK's conformance and the SDK's serialiser, so it is written as the SDK
+        writes it, down to values in places the SDK does not conform.
+        """
+        if not self.check_values or is_plain(record):
+            conformed = self._conform(record)
+            try:
+                return encoder.encode(conformed)
+            except (TypeError, ValueError, msgspec.EncodeError):
+                record = conformed  # the SDK's conformance of it is the same, NaN aside
+        return serialize_json(self.sdk(record)).encode()
+
+    def sdk(self, record: dict) -> dict:
+        """The SDK's own conformance of ``record``."""
+        out, unmapped = _conform_record_data_types(
+            record, self._schema, TypeConformanceLevel.RECURSIVE, None
+        )
+        self.unmapped.update(unmapped)
+        return out
+
+    def _compile(self, plan: _ObjectPlan) -> t.Callable[[dict], dict]:
         lines = ["def conform(o0):"]
-        self._emit(_plan(schema), "o0", "o0", lines, depth=1)
+        self._emit(plan, "o0", "o0", lines, depth=1)
         lines.append("    return o0")
         namespace = {
             "ALLOWED": [p.allowed for p in self._plans],
+            "FUNCTIONS": self._functions,
+            "Decimal": Decimal,
             "drop": self._drop_undeclared,
         }
-        exec(
-            compile("\n".join(lines), f"<conformer {len(self._plans)} objects>", "exec"), namespace
-        )
-        self._conform: t.Callable[[dict], dict] = namespace["conform"]
-
-    def __call__(self, record: dict) -> dict:
-        return self._conform(record)
+        source = "\n".join(lines)
+        exec(compile(source, f"<conformer {plan.path or 'record'}>", "exec"), namespace)
+        return namespace["conform"]
 
     def _drop_undeclared(self, obj: dict, index: int) -> dict:
         plan = self._plans[index]
@@ -264,7 +367,12 @@ class Conformer:
     ) -> None:
         """:meth:`_emit` as the body of an ``if``: an open object may need no lines."""
         before = len(lines)
-        self._emit(plan, var, slot, lines, depth)
+        if depth > _MAX_DEPTH:  # deep: a function of its own, called here
+            self._functions.append(self._compile(plan))  # after any deeper ones it made
+            index = len(self._functions) - 1
+            lines.append(f"{'    ' * depth}{slot} = FUNCTIONS[{index}]({var})")
+        else:
+            self._emit(plan, var, slot, lines, depth)
         if len(lines) == before:
             lines.append("    " * depth + "pass")
 
@@ -272,7 +380,8 @@ class Conformer:
         """Lines conforming the dict in ``var``, which lives at ``slot`` in its parent.
 
         Only when keys are dropped is there a new dict to store back, so the store
-        sits in that branch and costs nothing on a record the schema fits.
+        sits in that branch and costs nothing on a record the schema fits. Per property
+        the branches follow the SDK's order: a list, then a dict, then the value itself.
         """
         pad = "    " * depth
         index = len(self._plans)
@@ -282,25 +391,42 @@ class Conformer:
             lines.append(f"{pad}if not ALLOWED[{index}].issuperset({var}):")
             lines.append(f"{pad}    {target} = drop({var}, {index})")
         child = f"o{depth}"
-        for name, sub in plan.objects.items():
+        for name in plan.names:
+            lists, obj = plan.lists.get(name), plan.objects.get(name)
+            boolean = name in plan.booleans
+            if lists is None and obj is None and not boolean:
+                continue
             lines.append(f"{pad}{child} = {var}.get({name!r})")
-            lines.append(f"{pad}if type({child}) is dict:")
-            self._emit_block(sub, child, f"{var}[{name!r}]", lines, depth + 1)
-        for name, sub in plan.object_lists.items():
-            items, position = f"l{depth}", f"i{depth}"
-            lines.append(f"{pad}{items} = {var}.get({name!r})")
-            lines.append(f"{pad}if type({items}) is list:")
+            keyword = "if"
+            if lists is not None:
+                self._emit_list(lists, f"{var}[{name!r}]", child, lines, depth)
+                keyword = "elif"
+            if obj is not None:
+                lines.append(f"{pad}{keyword} type({child}) is dict:")
+                self._emit_block(obj, child, f"{var}[{name!r}]", lines, depth + 1)
+                keyword = "elif"
+            if boolean:  # the SDK keeps numbers with a fraction; None stays None
+                lines.append(
+                    f"{pad}{keyword} {child} is not None and type({child}) is not bool "
+                    f"and type({child}) is not Decimal:"
+                )
+                lines.append(f"{pad}    {var}[{name!r}] = {child} != 0")
+
+    def _emit_list(
+        self, plan: _ListPlan, slot: str, var: str, lines: list[str], depth: int
+    ) -> None:
+        pad = "    " * depth
+        lines.append(f"{pad}if type({var}) is list:")
+        if plan.booleans:
+            lines.append(
+                f"{pad}    {slot} = [v if v is None or type(v) is bool or type(v) is Decimal "
+                f"else v != 0 for v in {var}]"
+            )
+        elif plan.objects is not None:
+            items, position, child = f"l{depth}", f"i{depth}", var  # the list is in items
+            lines.append(f"{pad}    {items} = {var}")
             lines.append(f"{pad}    for {position}, {child} in enumerate({items}):")
             lines.append(f"{pad}        if type({child}) is dict:")
-            self._emit_block(sub, child, f"{items}[{position}]", lines, depth + 3)
-        for name in plan.booleans:
-            lines.append(f"{pad}{child} = {var}.get({name!r})")
-            lines.append(f"{pad}if {child} is not None and type({child}) is not bool:")
-            lines.append(f"{pad}    {var}[{name!r}] = {child} != 0")
-        for name in plan.boolean_lists:
-            lines.append(f"{pad}{child} = {var}.get({name!r})")
-            lines.append(f"{pad}if type({child}) is list:")
-            lines.append(
-                f"{pad}    {var}[{name!r}] = "
-                f"[v if v is None or type(v) is bool else v != 0 for v in {child}]"
-            )
+            self._emit_block(plan.objects, child, f"{items}[{position}]", lines, depth + 3)
+        else:
+            lines.append(f"{pad}    pass")
