@@ -3,18 +3,27 @@
 The SDK's default path walks every value of every record to conform its type,
 serialises with simplejson and flushes stdout once per message. Records parsed from
 JSON need almost none of that: their values are already JSON types. What a schema
-can still ask of them is compiled once per stream here:
+can still ask of them is compiled once per stream here, with the SDK's own predicates
+deciding what the SDK would do (type conformance level RECURSIVE, the default; any
+other level, or a schema the SDK itself could not conform, takes the SDK's path):
 
 - drop properties the schema does not declare (the SDK does, and warns once), at
   every level, which only needs a set comparison per object;
-- turn non-boolean values of boolean-only properties into booleans (the SDK's rule).
+- turn non-boolean values of boolean-only properties into booleans (the SDK's rule:
+  numbers stay as they are, an ``anyOf`` of boolean and null is not boolean-only).
 
-Everything else passes through untouched, in place. Lines are encoded with msgspec
-(``Decimal`` as a JSON number, so numbers keep every digit) and gathered into writes of
-64 KiB: with ``PYTHONUNBUFFERED`` set (Meltano and many containers set it) stdout has no
-buffer of its own, and a write per record is a system call per record. Every other
-message (SCHEMA, STATE) first pushes out the records gathered before it, so a target
-never sees a state before the records it covers.
+Everything else passes through untouched, in place. A record holding anything a JSON
+parse does not give (a ``datetime`` a stream made, ``Decimal('NaN')``) is conformed and
+serialised by the SDK's own functions instead, so that it is written exactly as the SDK
+writes it (a naive ``datetime`` as UTC, ``+00:00``; NaN as null).
+
+Lines are encoded with msgspec (``Decimal`` as a JSON number, so numbers keep every
+digit) and gathered into writes of 64 KiB: with ``PYTHONUNBUFFERED`` set (Meltano and many
+containers set it) stdout has no buffer of its own, and a write per record is a system
+call per record. Every other message (SCHEMA, STATE) first pushes out the records
+gathered before it, so a target never sees a state before the records it covers. The
+gathered bytes are written from an offset that survives an interrupted write, so no
+byte goes out twice (see :mod:`taps_core.signals` for SIGTERM and SIGINT).
 """
 
 from __future__ import annotations
@@ -75,7 +84,7 @@ EXIT_STDOUT_CLOSED = 141
 class _Stdout:
     """Gathers RECORD lines into large writes; :meth:`flush` before any other message.
 
-    ``written`` counts the bytes of ``pending`` already on stdout, so a write cut short
+    ``_written`` counts the bytes of ``_pending`` already on stdout, so a write cut short
     (a partial write, a signal) resumes where it stopped and no byte goes out twice.
     While :attr:`busy` a stop request only sets :attr:`stop_code`; the stop is raised
     once the bytes in hand are out, so the output always ends on a whole line.
