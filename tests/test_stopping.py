@@ -12,6 +12,7 @@ import json
 import os
 import signal
 import subprocess
+import threading
 import time
 from collections import Counter
 from pathlib import Path
@@ -113,7 +114,7 @@ def test_a_signal_while_waiting_for_the_api_stops_the_sync_at_once(tmp_path):
     """A slow reply must not hold a cancelled sync until it comes.
 
     The third page takes 6 s (the sandbox waits that out when it stops, so no more);
-    the tap must have ended well before.
+    the tap must have ended before the sandbox sent it.
     """
     slow_third_page = Fault("latency", api="rewards", path="/v2/orders", seconds=6, skip=2)
     with Sandbox(seed=42, counts={"rewards": {"orders": ORDERS}}, faults=[slow_third_page]) as sb:
@@ -121,20 +122,24 @@ def test_a_signal_while_waiting_for_the_api_stops_the_sync_at_once(tmp_path):
         catalog = catalog_selecting(REWARDS.tap_class, config, "orders")
         proc = _start(config, catalog, tmp_path, {})
         assert proc.stdout is not None
-        seen = 0
-        while seen < 200:  # the two pages served before the slow one
-            line = proc.stdout.readline()
-            assert line, _stderr(tmp_path)[-3000:]
-            seen += line.startswith(b'{"type":"RECORD"')
-        time.sleep(0.5)
+        out: list[bytes] = []
+        reader = threading.Thread(target=lambda: out.append(proc.stdout.read()))  # type: ignore[union-attr]
+        reader.start()
+        answered = lambda: [r for r in sb.requests if r.path == "/v2/orders"]  # noqa: E731
+        deadline = time.monotonic() + 30
+        while len(answered()) < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert len(answered()) == 2, _stderr(tmp_path)[-3000:]
+        time.sleep(0.5)  # the third request is out and waiting
         proc.send_signal(signal.SIGTERM)
         try:
-            rest, _ = proc.communicate(timeout=4)
+            proc.wait(timeout=5)
         except subprocess.TimeoutExpired:
             proc.kill()
-            pytest.fail("the tap was still waiting for the API's reply 4 s after SIGTERM")
+        reader.join(timeout=5)
+        assert len(answered()) == 2, "the tap waited for the slow reply"
         assert proc.returncode == 143, _stderr(tmp_path)[-3000:]
-        last = json.loads(rest.splitlines()[-1])
+        last = json.loads(out[0].splitlines()[-1])
         assert last["type"] == "STATE", last
 
 
