@@ -16,8 +16,8 @@ status says the cut sync succeeded. Here instead:
   unfinalised, so the next sync resumes from a point that loses nothing;
 - the exit status is 128 + the signal (143 for SIGTERM, 130 for SIGINT).
 
-A second signal while the first is still writing (a reader that stopped reading) ends
-the process at once, without more output.
+A reader that stopped reading cannot be waited for: :data:`GRACE_SECONDS` after the
+signal, or at a second signal, the process ends at once, without more output.
 """
 
 from __future__ import annotations
@@ -37,6 +37,9 @@ if t.TYPE_CHECKING:
 
     from singer_sdk import Tap
 
+#: How long a stop may wait for the reader of stdout to take what is in hand.
+GRACE_SECONDS = 5.0
+
 _stopping: dict[str, t.Any] = {}
 
 
@@ -46,15 +49,23 @@ def handle_termination(tap: Tap, signum: int, frame: FrameType | None) -> None:
     if _stopping:
         os._exit(_stopping["code"])  # asked twice: the first stop is stuck writing
     _stopping.update(tap=tap, code=code, signal=signal.Signals(signum).name)
+    signal.signal(signal.SIGALRM, _give_up)
+    signal.setitimer(signal.ITIMER_REAL, GRACE_SECONDS)
     if stdout.busy:
         stdout.stop_code = code  # the writer raises once the bytes in hand are out
         return
     raise StopSync(code)
 
 
+def _give_up(signum: int, frame: FrameType | None) -> None:
+    """The reader has not taken the last lines in :data:`GRACE_SECONDS`: end now."""
+    os.write(2, b"stdout's reader took nothing more after the stop signal: ending now\n")
+    os._exit(_stopping["code"])
+
+
 def _finish() -> None:
     """At exit: after a signal, the records in hand and then the tap's state, once."""
-    if stdout.closed and not _stopping:
+    if stdout.closed:
         logging.getLogger("taps_core").info(
             "stdout was closed by its reader; the sync stopped (exit status %d)",
             EXIT_STDOUT_CLOSED,

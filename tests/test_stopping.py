@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 
 from api_sandbox import Fault, Sandbox
+from taps_core.signals import GRACE_SECONDS
 from tests.support import catalog_selecting, parse_messages, run_cli, tap_case
 
 REWARDS = tap_case("rewards")
@@ -141,6 +142,23 @@ def test_a_signal_while_waiting_for_the_api_stops_the_sync_at_once(tmp_path):
         assert proc.returncode == 143, _stderr(tmp_path)[-3000:]
         last = json.loads(out[0].splitlines()[-1])
         assert last["type"] == "STATE", last
+
+
+def test_a_signal_ends_the_sync_even_when_its_reader_stopped_reading(tmp_path):
+    """A target that hangs must not hang the tap: the stop waits GRACE_SECONDS at most."""
+    with Sandbox(seed=42, counts={"rewards": {"orders": ORDERS}}) as sandbox:
+        config = REWARDS.config(sandbox)
+        catalog = catalog_selecting(REWARDS.tap_class, config, "orders")
+        proc = _start(config, catalog, tmp_path, {})
+        time.sleep(1.5)  # stdout's pipe is full: the tap is stuck writing
+        assert proc.poll() is None
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=GRACE_SECONDS + 10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            pytest.fail("the tap still waited for its reader long after SIGTERM")
+        assert proc.returncode == 143, _stderr(tmp_path)[-3000:]
 
 
 def test_a_closed_stdout_ends_the_sync_quietly(shared, tmp_path):
