@@ -28,6 +28,7 @@ import msgspec
 import orjson
 import requests
 from singer_sdk import RESTStream, Stream
+from singer_sdk.helpers.conform import TypeConformanceLevel
 from singer_sdk.helpers.jsonpath import extract_jsonpath
 from singer_sdk.mapper import SameRecordTransform
 from singer_sdk.pagination import SinglePagePaginator
@@ -44,7 +45,7 @@ from taps_core.errors import (
     status_text,
 )
 from taps_core.pagination import OffsetTotalPaginator, OverlappingOffsetPaginator, RepeatGuard
-from taps_core.records import Conformer, RecordLine
+from taps_core.records import Conformer, RecordLine, UnsupportedSchemaError
 from taps_core.retry import (
     RETRYABLE_STATUSES,
     TRANSIENT_ERRORS,
@@ -235,7 +236,9 @@ class CollectionStream(RESTStream[t.Any]):
 
     @cached_property
     def _fast_record_path(self) -> tuple[Conformer, RecordLine] | None:
-        """The fast path, unless stream maps, flattening or field selection need the SDK's."""
+        """The fast path, unless the SDK's is needed: stream maps, flattening, field
+        selection, a type conformance level other than the default, or a schema the
+        compiled conformer cannot read as the SDK does."""
         maps = self.stream_maps
         if len(maps) != 1 or type(maps[0]) is not SameRecordTransform:
             return None
@@ -243,8 +246,32 @@ class CollectionStream(RESTStream[t.Any]):
             return None
         if not all(self.mask.values()):
             return None  # some properties deselected: the SDK prunes them
-        return Conformer(self.effective_schema), RecordLine(
-            maps[0].stream_alias, self._stream_version
+        if self.TYPE_CONFORMANCE_LEVEL != TypeConformanceLevel.RECURSIVE:
+            return None
+        try:
+            conform = Conformer(self.effective_schema, check_values=not self._values_are_json())
+        except UnsupportedSchemaError as error:
+            self.logger.debug("Stream %s: the SDK's record path (%s)", self.name, error)
+            return None
+        return conform, RecordLine(maps[0].stream_alias, self._stream_version)
+
+    #: The methods between a parsed body and a written record. Where a stream keeps all
+    #: of them as they are here, its values are what the JSON parse gave, and the fast
+    #: path need not look for others (``datetime``, floats) that the SDK would convert.
+    _RECORD_SOURCES = (
+        "request_records",
+        "parse_response",
+        "rows",
+        "get_records",
+        "post_process",
+        "_process_record",
+        "partitions",
+    )
+
+    def _values_are_json(self) -> bool:
+        own = type(self)
+        return self.parent_stream_type is None and all(
+            getattr(own, name) is getattr(CollectionStream, name) for name in self._RECORD_SOURCES
         )
 
     def _write_record_message(self, record: dict) -> None:
@@ -253,7 +280,7 @@ class CollectionStream(RESTStream[t.Any]):
             super()._write_record_message(record)
             return
         conform, line = fast
-        line.write(conform(record))
+        line.write(conform.encode(record))
         self.state_manager.is_flushed = False
         if len(conform.unmapped) != self._unmapped_reported:
             self._unmapped_reported = len(conform.unmapped)

@@ -21,6 +21,7 @@ from taps_core.records import FastWriter
 from taps_core.redact import install as install_redaction
 from taps_core.redact import redact, register_secret
 from taps_core.retry import RetryPolicy
+from taps_core.signals import handle_termination
 
 if t.TYPE_CHECKING:
     from taps_core.client import CollectionStream
@@ -83,6 +84,8 @@ class CollectionTap(Tap):
     message_writer_class = FastWriter
     #: The distribution all five taps ship in, for the version the SDK reports.
     package_name = "singer-tap-collection"
+    #: SIGTERM and SIGINT stop at a safe point with a last STATE (taps_core.signals).
+    _handle_termination = handle_termination
 
     def discover_streams(self) -> list[CollectionStream]:
         return [stream_type(tap=self) for stream_type in self.stream_types]
