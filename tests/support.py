@@ -18,6 +18,7 @@ from pathlib import Path
 from singer_sdk import Tap
 
 from tap_invoicing.tap import TapInvoicing
+from tap_reporting.tap import TapReporting
 from tap_rewards.tap import TapRewards
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -49,6 +50,8 @@ class TapCase:
     derived: dict[str, frozenset[str]] = field(default_factory=dict)
     #: Top-level fields the tap converts, by name.
     converted: dict[str, Converted] = field(default_factory=dict)
+    #: Settings every test run of this tap gets (a start_date that reaches the data).
+    settings: dict[str, t.Any] = field(default_factory=dict)
 
     @property
     def name(self) -> str:
@@ -63,6 +66,7 @@ class TapCase:
             "base_url": sandbox.base_url(self.api),
             **sandbox.credentials(self.api),
             **FAST_RETRIES,
+            **self.settings,
             **overrides,
         }
 
@@ -87,6 +91,13 @@ TAPS = [
                 {"type": ["string", "null"], "format": "date-time"}, vendor_text_to_rfc3339
             )
         },
+    ),
+    TapCase(
+        TapReporting,
+        "reporting",
+        derived={"transactions": frozenset({"transaction_id", "transaction_updated_date"})},
+        # The sandbox's transactions begin 2023-07-01; 31-day windows keep syncs short.
+        settings={"start_date": "2023-07-01T00:00:00Z", "window_days": 31},
     ),
 ]
 
