@@ -234,6 +234,12 @@ class ReportingApi(Api):
         self._tx_start, self._tx_end = float(EPOCH_START), float(EPOCH_END)
         super().__init__(seed, *args, **kwargs)
 
+    @property
+    def issued_dispute_tokens(self) -> list[str]:
+        """Every ``next_page_token`` handed out so far, oldest first (tests compare)."""
+        with self._lock:
+            return list(self._dispute_tokens)
+
     # -- data ------------------------------------------------------------------------------
 
     def place_transactions(self, start: float, end: float) -> None:
@@ -301,7 +307,9 @@ class ReportingApi(Api):
     def _transaction(self, record: dict[str, Any], c: Ctx) -> dict[str, Any]:
         info = record["transaction_info"]
         initiated = self._tx_time(c.ts)
-        updated = initiated + int(c.rng.random() * 6 * 3600)
+        # Updated within six hours, never after the end of the range (tests place that
+        # end in the past, and a sync reads up to now).
+        updated = min(initiated + int(c.rng.random() * 6 * 3600), self._tx_end)
         info["transaction_id"] = c.id
         info["transaction_initiation_date"] = colonless(initiated)
         info["transaction_updated_date"] = colonless(updated)
