@@ -14,6 +14,7 @@ contract asks of all five APIs lives here:
 
 from __future__ import annotations
 
+import contextlib
 import decimal
 import logging
 import re
@@ -41,6 +42,7 @@ from taps_core.errors import (
 from taps_core.pagination import RepeatGuard
 from taps_core.records import Conformer, RecordLine
 from taps_core.retry import RETRYABLE_STATUSES, RetryPolicy, call_with_retries, describe_transient
+from taps_core.timestamps import utc_text
 
 if t.TYPE_CHECKING:
     from singer_sdk.helpers.types import Context
@@ -244,24 +246,62 @@ class CollectionStream(RESTStream[t.Any]):
     def _increment_stream_state(
         self, latest_record: dict, *, context: Context | None = None
     ) -> None:
-        """Hand the SDK only records that can move the bookmark.
+        """Advance the bookmark by instants, handing the SDK only what can move it.
 
-        The SDK keeps the greatest replication value, compared as JSON-compatible
-        strings; a value no greater than the greatest seen cannot change the state.
+        The SDK keeps the greatest replication value compared as strings. For a
+        ``date-time`` key that is wrong across offsets (``10:00+05:30`` is ``04:30Z``)
+        and across spellings (``Z`` against ``+00:00``), so the SDK is handed the value
+        as :func:`taps_core.timestamps.utc_text`, whose strings order as the instants:
+        the bookmark is that UTC form. A value no greater than the greatest seen cannot
+        change the state and is skipped, except where the SDK checks the sort order (a
+        sorted stream), which it must see every value for.
         """
         key = self.replication_key
-        if key and context is None:
-            value = latest_record.get(key)
-            greatest = self._greatest_seen
-            if isinstance(value, str) and greatest is not None and value <= greatest:
-                return
+        if not key or self.replication_method != "INCREMENTAL":
             super()._increment_stream_state(latest_record, context=context)
-            if isinstance(value, str):
-                self._greatest_seen = value
+            return
+        value = latest_record.get(key)
+        if isinstance(value, str) and self._timestamp_bookmark:
+            try:
+                value = utc_text(value)
+            except ValueError:
+                pass  # not a timestamp: the SDK compares it as it is
+            else:
+                latest_record = {**latest_record, key: value}
+                if context is not None or self._greatest_seen is None:
+                    self._bookmark_as_utc(context)
+        if context is not None or not isinstance(value, str):
+            super()._increment_stream_state(latest_record, context=context)
+            return
+        greatest = self._greatest_seen
+        if greatest is not None and value <= greatest and not self._sdk_checks_sort:
             return
         super()._increment_stream_state(latest_record, context=context)
+        if greatest is None or value > greatest:
+            self._greatest_seen = value
 
     _greatest_seen: str | None = None
+
+    def _bookmark_as_utc(self, context: Context | None) -> None:
+        """A bookmark from an earlier state (``...Z``) in the form new values take.
+
+        Where the SDK checks the sort order it compares new values with the state's;
+        a ``Z`` there would sort after the same instant written ``+00:00``.
+        """
+        state = self.get_context_state(context)
+        value = state.get("replication_key_value")
+        if isinstance(value, str):
+            with contextlib.suppress(ValueError):
+                state["replication_key_value"] = utc_text(value)
+
+    @cached_property
+    def _timestamp_bookmark(self) -> bool:
+        return self.is_timestamp_replication_key
+
+    @cached_property
+    def _sdk_checks_sort(self) -> bool:
+        """Whether the SDK raises on a value below the greatest (it must see them all)."""
+        return bool(self.is_sorted and self.check_sorted and self.state_partitioning_keys is None)
 
     # -- requests -----------------------------------------------------------------------
 

@@ -3,50 +3,22 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 import typing as t
 
 import duckdb
 import pytest
 
-from tests.support import ROOT, TAPS, VENV_BIN, tap_case
-
-MELTANO = str(VENV_BIN / "meltano")
+from tests.support import ROOT, TAPS, meltano_run, tap_case
 
 pytestmark = pytest.mark.skipif(
     not (ROOT / ".meltano").exists(), reason="run scripts/setup.sh first (meltano install)"
 )
 
 
-def _meltano_run(case, sandbox, tmp_path, loader: str, **env: str) -> subprocess.CompletedProcess:
-    prefix = case.name.upper().replace("-", "_")
-    environment = {
-        **os.environ,
-        "MELTANO_SEND_ANONYMOUS_USAGE_STATS": "false",
-        "MELTANO_CLI_DISABLE_VERSION_CHECK": "true",
-        "MELTANO_STATE_BACKEND_URI": f"file://{tmp_path}/state",
-        f"{prefix}_BASE_URL": sandbox.base_url(case.api),
-        # From the environment a number arrives as text: the tap must take it.
-        f"{prefix}_BACKOFF_FACTOR": "0.01",
-        **{f"{prefix}_{k.upper()}": str(v) for k, v in sandbox.credentials(case.api).items()},
-        **env,
-    }
-    return subprocess.run(
-        [MELTANO, "--environment=sandbox", "run", "--no-state-update", case.name, loader],
-        cwd=ROOT,
-        env=environment,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
-
-
 @pytest.mark.parametrize("case", TAPS, ids=lambda case: case.name)
 def test_meltano_run_into_duckdb_lands_every_row_once(case, shared, tmp_path):
     database = tmp_path / "warehouse.duckdb"
-    proc = _meltano_run(
+    proc = meltano_run(
         case, shared, tmp_path, "target-duckdb", TARGET_DUCKDB_FILEPATH=str(database)
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -83,7 +55,7 @@ def test_an_all_text_table_keeps_its_first_row(api, stream, key, shared, tmp_pat
     """duckdb >= 1.1 makes target-duckdb guess a CSV header: a table of text loses row 1."""
     case = tap_case(api)
     database = tmp_path / "warehouse.duckdb"
-    proc = _meltano_run(
+    proc = meltano_run(
         case, shared, tmp_path, "target-duckdb", TARGET_DUCKDB_FILEPATH=str(database)
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -100,7 +72,7 @@ def test_an_all_text_table_keeps_its_first_row(api, stream, key, shared, tmp_pat
 def test_meltano_run_into_jsonl_writes_one_file_a_stream(case, shared, tmp_path):
     out = tmp_path / "jsonl"
     out.mkdir()
-    proc = _meltano_run(
+    proc = meltano_run(
         case, shared, tmp_path, "target-jsonl", TARGET_JSONL_DESTINATION_PATH=str(out)
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -117,7 +89,7 @@ def test_invoicing_lastupdate_lands_in_duckdb_as_the_timestamp_the_api_sent(shar
     """The text ``2024-01-31 12:00:00`` arrives as a TIMESTAMP with the same digits."""
     case = tap_case("invoicing")
     database = tmp_path / "warehouse.duckdb"
-    proc = _meltano_run(
+    proc = meltano_run(
         case, shared, tmp_path, "target-duckdb", TARGET_DUCKDB_FILEPATH=str(database)
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
