@@ -1,5 +1,7 @@
 """The reporting API's base streams: one OAuth2 token, 400 retried unless it names why.
 
+Timestamps with a colon-less offset are made RFC 3339 (:mod:`taps_core.timestamps`).
+
 The seed retries 400 with the 5xx statuses: this API answers some passing failures
 with a 400. A 400 whose body names a permanent cause is different: ``INVALID_REQUEST``
 will be refused again however often it is sent, and ``RESULTSET_TOO_LARGE`` asks for a
@@ -15,14 +17,19 @@ from urllib.parse import parse_qs, urlsplit
 from taps_core.client import CollectionStream
 from taps_core.pagination import PageNumberPaginator
 from taps_core.retry import RETRYABLE_STATUSES
+from taps_core.timestamps import Rfc3339Timestamps
 
 if t.TYPE_CHECKING:
     import requests
     from singer_sdk.helpers.types import Context
 
 
-class ReportingStream(CollectionStream):
-    """A reporting list. Subclasses declare name, path, selector and key."""
+class ReportingStream(Rfc3339Timestamps, CollectionStream):
+    """A reporting list. Subclasses declare name, path, selector and key.
+
+    The API writes ``2014-07-11T04:03:52+0000``: every ``date-time`` of the schema,
+    nested ones too, is emitted as RFC 3339 (``+00:00``), and bookmarks compare instants.
+    """
 
     schemas_dir = Path(__file__).parent / "schemas"
     primary_keys: t.ClassVar[tuple[str, ...]] = ("id",)

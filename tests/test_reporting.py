@@ -112,12 +112,15 @@ def test_windows_from_100_days_back_cover_the_range_once_each_and_resume_at_the_
         # A STATE after every window, its bookmark that window's end.
         assert [_at(b) for b in _bookmarks(result)] == [end for _, end in windows]
 
-        time.sleep(1.1)  # the next sync's range must not be empty
+        changed = sb.mutate("reporting", "transactions", new=2, modified=1)
+        time.sleep(1.1)  # changes made now lie inside the next sync's range
         sb.clear_requests()
         second = sync_in_process(TapReporting, config, catalog=catalog, state=result.last_state)
         again = _windows(sb)
         assert again and again[0][0] == windows[-1][1], "the second sync starts at the bookmark"
-        assert second.records("transactions") == []
+        assert sorted(r["transaction_id"] for r in second.records("transactions")) == sorted(
+            changed
+        )
 
 
 def test_a_window_over_the_row_limit_is_split_in_halves_and_loses_nothing():
@@ -436,3 +439,23 @@ def test_wrong_client_credentials_fail_at_the_token_without_showing_the_secret(s
     assert "401" in line and "/reporting/v1/oauth2/token" in line, line
     assert SENTINEL not in result.stderr + result.stdout
     assert [r.path for r in sandbox.requests] == ["/v1/oauth2/token"]
+
+
+def test_colonless_offsets_are_emitted_as_rfc3339_and_the_lifted_keys_equal_the_nested(shared):
+    config, catalog = _transactions_only(shared)
+    catalog = catalog_selecting(TapReporting, config, "transactions", "balances")
+    result = sync_in_process(TapReporting, config, catalog=catalog)
+    records = result.records("transactions")
+    assert records
+    for record in records:
+        info = record["transaction_info"]
+        assert record["transaction_id"] == info["transaction_id"]
+        assert record["transaction_updated_date"] == info["transaction_updated_date"]
+        assert info["transaction_updated_date"].endswith("+00:00")
+        assert info["transaction_initiation_date"].endswith("+00:00")
+    (balance,) = result.records("balances")
+    assert balance["as_of_time"] == "2025-06-30T00:00:00+00:00"
+    truth = {r["currency"]: r for r in shared.records("reporting", "balances")[0]["balances"]}
+    for entry in balance["balances"]:  # decimal strings stay the API's text
+        assert entry["total_balance"] == truth[entry["currency"]]["total_balance"]
+        assert isinstance(entry["total_balance"]["value"], str)

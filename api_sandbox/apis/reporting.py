@@ -108,6 +108,17 @@ ID_PREFIX = {
     "search_invoices": "INV2-",
     "list_payments": "PAYID-",
 }
+#: Where each list's records keep their id (``mutate`` reports it).
+ID_FIELDS = {
+    "transactions": "transaction_info.transaction_id",
+    "balances": "as_of_time",
+    "list_disputes": "dispute_id",
+}
+#: Where an edit writes its time, for the lists read incrementally.
+UPDATED_AT = {
+    "transactions": "transaction_info.transaction_updated_date",
+    "list_disputes": "update_time",
+}
 #: Fields the tap lifts out of ``transaction_info``: the API never sends them at the top.
 LIFTED = ("transaction_id", "transaction_updated_date")
 
@@ -300,16 +311,47 @@ class ReportingApi(Api):
             dataset=key,
             id_prefix=ID_PREFIX.get(key, ""),
             overrides={"": lambda c: finish(base(c), c)},
-            modify=cycle_field(modified, cycles[modified]) if modified else cycle_field("x", (1,)),
+            modify=self._modifier(name, cycle_field(modified, cycles[modified]))
+            if modified
+            else cycle_field("x", (1,)),
             time_field=None,
+            id_field=ID_FIELDS.get(key, "id"),
         )
+
+    @staticmethod
+    def _modifier(name: str, change: Callable[[dict[str, Any], Any], None]) -> Any:
+        """An edit. Edited transactions and disputes are updated now, as in the real
+        system: the next incremental sync (its last window, ``update_time_after``) has them.
+        """
+        path = UPDATED_AT.get(name)
+        if path is None:
+            return change
+        *parents, leaf = path.split(".")
+
+        def modify(record: dict[str, Any], rng: Any) -> None:
+            change(record, rng)
+            node = record
+            for key in parents:
+                node = node[key]
+            node[leaf] = colonless(time.time())
+
+        return modify
+
+    def _is_new(self, stream: str, c: Ctx) -> bool:
+        """Whether ``mutate`` made this record between two syncs (not the initial list)."""
+        return c.index >= self.generator(stream).spec.count
 
     def _transaction(self, record: dict[str, Any], c: Ctx) -> dict[str, Any]:
         info = record["transaction_info"]
-        initiated = self._tx_time(c.ts)
-        # Updated within six hours, never after the end of the range (tests place that
-        # end in the past, and a sync reads up to now).
-        updated = min(initiated + int(c.rng.random() * 6 * 3600), self._tx_end)
+        if self._is_new("transactions", c):
+            # Made by ``mutate`` between two syncs: a transaction of this moment, which
+            # the next sync's last window (bookmark..now) holds.
+            initiated = updated = float(int(time.time()))
+        else:
+            initiated = self._tx_time(c.ts)
+            # Updated within six hours, never after the end of the range (tests place
+            # that end in the past, and a sync reads up to now).
+            updated = min(initiated + int(c.rng.random() * 6 * 3600), self._tx_end)
         info["transaction_id"] = c.id
         info["transaction_initiation_date"] = colonless(initiated)
         info["transaction_updated_date"] = colonless(updated)
@@ -346,8 +388,11 @@ class ReportingApi(Api):
 
     def _dispute(self, record: dict[str, Any], c: Ctx) -> dict[str, Any]:
         record["dispute_id"] = c.id
-        record["create_time"] = colonless(c.ts)
-        record["update_time"] = colonless(c.ts + int(c.rng.random() * 20 * 86400))
+        if self._is_new("list_disputes", c):  # opened now, between two syncs
+            record["create_time"] = record["update_time"] = colonless(time.time())
+        else:
+            record["create_time"] = colonless(c.ts)
+            record["update_time"] = colonless(c.ts + int(c.rng.random() * 20 * 86400))
         record["reason"] = pick(c.rng, DISPUTE_REASONS)
         record["status"] = pick(c.rng, DISPUTE_STATUSES)
         _amounts(record, c, pick(c.rng, CURRENCIES[:3]))
