@@ -7,7 +7,7 @@ export MELTANO_SEND_ANONYMOUS_USAGE_STATS=false MELTANO_CLI_DISABLE_VERSION_CHEC
 ./scripts/setup.sh
 
 PORT=${SANDBOX_PORT:-8765}
-TAPS=${TAPS:-tap-rewards tap-invoicing}
+TAPS=${TAPS:-tap-rewards tap-invoicing tap-reporting}
 mkdir -p output
 rm -f output/warehouse.duckdb
 .venv/bin/api-sandbox serve --port "$PORT" > output/sandbox.log 2>&1 &
