@@ -41,6 +41,9 @@ class Request:
     query: dict[str, list[str]]
     headers: Mapping[str, str]
     body: bytes
+    #: The request target exactly as sent (``/<api>/path?query``), for APIs that check a
+    #: client follows a URL they handed out verbatim.
+    target: str = ""
 
     def arg(self, name: str) -> str | None:
         """The first value of query parameter ``name``, or None."""
@@ -314,7 +317,7 @@ class Engine:
             conn.send(reply)
             self.log(RequestLog(first, method, rest, query, body, started, 404, None))
             return
-        request = Request(method, rest, query, conn.headers, body)
+        request = Request(method, rest, query, conn.headers, body, target)
         route = api.match(method, rest)
         decision = self.faults.decide(api.name, rest, route is not None and route.data)
         if decision.delay:

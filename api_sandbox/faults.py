@@ -22,7 +22,10 @@ class Fault:
 
     ``times`` counts the requests that get the fault (None = forever), after ``skip``
     matching requests have gone through untouched. For ``rate_limit``, ``times`` counts the
-    429 replies and the window is sliding; for ``token_expiry`` it counts the tokens that are
+    429 replies, ``per_second`` is the number of requests allowed per ``window`` seconds (1 by
+    default) and the window slides, unless ``fixed_window`` makes it fixed windows aligned to
+    the clock (``per_second=100,window=60,fixed_window=true``: 100 a calendar minute, as the
+    inventory API counts); for ``token_expiry`` it counts the tokens that are
     expired (each after ``after`` successful data requests; ``skip`` is not used).
     ``path`` None matches every data request of the API; a given path matches that exact
     path (without the API prefix), token endpoints included.
@@ -39,6 +42,8 @@ class Fault:
     seconds: float = 0.0
     per_second: int = 10
     after: int = 0
+    window: float = 1.0
+    fixed_window: bool = False
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
@@ -91,8 +96,10 @@ class Fault:
                 values[key] = int(raw)
             elif key == "times":
                 values[key] = None if raw.lower() in ("none", "forever", "") else int(raw)
-            elif key == "seconds":
+            elif key in ("seconds", "window"):
                 values[key] = float(raw)
+            elif key == "fixed_window":
+                values[key] = raw.lower() in ("1", "true", "yes")
             elif key == "body":
                 values[key] = raw.encode()
             else:
@@ -129,6 +136,8 @@ class _State:
     seen: int = 0
     fired: int = 0
     window: deque[float] = field(default_factory=deque)
+    fixed_start: float = 0.0
+    fixed_count: int = 0
 
 
 @dataclass
@@ -145,6 +154,27 @@ class Decision:
         if self.fault is not None:
             return self.fault.kind
         return "latency" if self.latency_applied else None
+
+
+def _admit(state: _State, fault: Fault) -> bool:
+    """Whether the rate limit lets one more request through now (and count it if so)."""
+    if fault.fixed_window:
+        now = time.time()
+        start = now - now % fault.window
+        if start != state.fixed_start:
+            state.fixed_start, state.fixed_count = start, 0
+        if state.fixed_count < fault.per_second:
+            state.fixed_count += 1
+            return True
+        return False
+    now = time.monotonic()
+    window = state.window
+    while window and window[0] <= now - fault.window:
+        window.popleft()
+    if len(window) < fault.per_second:
+        window.append(now)
+        return True
+    return False
 
 
 class FaultSet:
@@ -187,12 +217,7 @@ class FaultSet:
                 if fault.kind == "rate_limit":
                     if fault.times is not None and state.fired >= fault.times:
                         continue
-                    now = time.monotonic()
-                    window = state.window
-                    while window and window[0] <= now - 1.0:
-                        window.popleft()
-                    if len(window) < fault.per_second:
-                        window.append(now)
+                    if _admit(state, fault):
                         continue
                     state.fired += 1
                     decision.fault = fault

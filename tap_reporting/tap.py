@@ -6,7 +6,6 @@ from singer_sdk import typing as th
 
 from tap_reporting.streams import STREAM_TYPES
 from taps_core.auth import OAuth2Auth
-from taps_core.retry import RetryPolicy
 from taps_core.tap import COMMON_SETTINGS, CollectionTap
 
 #: The API refuses a transactions window longer than this.
@@ -65,20 +64,13 @@ class TapReporting(CollectionTap):
     ).to_dict()
 
     def build_authenticator(self) -> OAuth2Auth:
+        """The client-credentials grant; the core gives it the tap's retries and timeout."""
         config = self.config
-        token_url = (
-            config.get("token_url") or f"{str(config['base_url']).rstrip('/')}/v1/oauth2/token"
-        )
+        base = str(config["base_url"]).rstrip("/")
         return OAuth2Auth.client_credentials_grant(
-            token_url,
+            config.get("token_url") or f"{base}/v1/oauth2/token",
             client_id=config["client_id"],
             client_secret=config["client_secret"],
-            policy=RetryPolicy(
-                backoff_factor=float(config.get("backoff_factor", 2.0)),
-                max_wait_seconds=float(config.get("max_retry_wait_seconds", 60.0)),
-            ),
-            logger=self.logger,
-            timeout=float(config.get("request_timeout", 300)),
         )
 
 

@@ -31,17 +31,26 @@ from singer_sdk.helpers.jsonpath import extract_jsonpath
 from singer_sdk.mapper import SameRecordTransform
 from singer_sdk.pagination import SinglePagePaginator
 
+from taps_core.auth import bearer_token
 from taps_core.errors import (
+    FAILED_STREAM_ATTRIBUTE,
     APIError,
     RetryableResponseError,
-    TapError,
     api_error_text,
+    attempts_text,
+    describe_request_error,
     request_label,
     status_text,
 )
 from taps_core.pagination import RepeatGuard
 from taps_core.records import Conformer, RecordLine
-from taps_core.retry import RETRYABLE_STATUSES, RetryPolicy, call_with_retries, describe_transient
+from taps_core.retry import (
+    RETRYABLE_STATUSES,
+    TRANSIENT_ERRORS,
+    RetryPolicy,
+    call_with_retries,
+    describe_transient,
+)
 from taps_core.timestamps import utc_text
 
 if t.TYPE_CHECKING:
@@ -75,6 +84,9 @@ class CollectionStream(RESTStream[t.Any]):
     retry_statuses: t.ClassVar[frozenset[int]] = RETRYABLE_STATUSES
     #: Told to the user with a 401 or 403, e.g. "Check the api_key setting."
     auth_hint: t.ClassVar[str] = "Check the tap's credentials."
+    #: Headers sent on every data request, each the value of a setting:
+    #: ``{"legal-entity": "legal_entity"}``. Mark such a setting secret if it is one.
+    header_settings: t.ClassVar[dict[str, str]] = {}
 
     def __init__(self, tap: t.Any, *args: t.Any, **kwargs: t.Any) -> None:
         if self.schemas_dir is not None and kwargs.get("schema") is None:
@@ -93,16 +105,26 @@ class CollectionStream(RESTStream[t.Any]):
         return self._tap.authenticator
 
     @property
+    def http_headers(self) -> dict:
+        """The SDK's headers plus the declared :attr:`header_settings`, where set.
+
+        A setting left unset sends no header: the API's own refusal (a 403 naming the
+        header) says more than a request that never went out.
+        """
+        headers = super().http_headers
+        for header, setting in self.header_settings.items():
+            value = self.config.get(setting)
+            if value is not None and value != "":
+                headers[header] = str(value)
+        return headers
+
+    @property
     def timeout(self) -> int:
         return int(self.config.get("request_timeout", 300))
 
     @cached_property
     def retry_policy(self) -> RetryPolicy:
-        return RetryPolicy(
-            backoff_factor=float(self.config.get("backoff_factor", 2.0)),
-            max_wait_seconds=float(self.config.get("max_retry_wait_seconds", 60.0)),
-            statuses=self.retry_statuses,
-        )
+        return RetryPolicy.from_config(self.config, self.retry_statuses)
 
     def get_new_paginator(self) -> t.Any:
         """One page unless the stream declares a paginator."""
@@ -187,16 +209,22 @@ class CollectionStream(RESTStream[t.Any]):
         raise APIError(msg, status=response.status_code)
 
     def log(self, message: str, *args: t.Any, level: int = logging.INFO, **kwargs: t.Any) -> None:
-        """The SDK's log, without its "unhandled error" line for a failure we handle.
+        """The SDK's log, without its "unhandled error" line for a failure we tell.
 
         The SDK logs "An unhandled error occurred while syncing" at ERROR before a
-        stream's exception leaves ``sync``; for a :class:`TapError` the entry point then
-        tells the failure in one paragraph, so that first line is noise (at DEBUG).
+        stream's exception leaves ``sync``, once for the stream and once more for each
+        parent of a child stream. The entry point tells every failure, expected or
+        not, in one line of its own, so that line (at DEBUG here) would make one
+        failure look like several. The innermost stream's name stays on the
+        exception, for the entry point to name it.
         """
         if level >= logging.ERROR and message.startswith("An unhandled error occurred"):
             current = sys.exc_info()[1]
-            if isinstance(current, TapError):
+            if current is not None:
                 level = logging.DEBUG
+                if getattr(current, FAILED_STREAM_ATTRIBUTE, None) is None:
+                    with contextlib.suppress(AttributeError, TypeError):
+                        setattr(current, FAILED_STREAM_ATTRIBUTE, self.name)
         super().log(message, *args, level=level, **kwargs)
 
     # -- the record path (see taps_core.records) ----------------------------------------
@@ -341,29 +369,47 @@ class CollectionStream(RESTStream[t.Any]):
                 paginator.advance(response)
 
     def request_decorator(self, func: t.Callable) -> t.Callable:
-        """Retry per :class:`RetryPolicy`; turn what is left into one clear APIError."""
+        """Retry per :class:`RetryPolicy`; turn what is left into one true APIError.
+
+        The error counts the attempts really made: a request that failed in a way no
+        retry mends (too many redirects, a URL requests refuses, a header that cannot
+        be encoded) was tried once and is told so, not as "failed after 4 attempts".
+        """
         policy = self.retry_policy
 
         def send(prepared: requests.PreparedRequest, context: Context | None) -> requests.Response:
             label = request_label(prepared.method, prepared.url)
+            attempts = 0
+
+            def attempt() -> requests.Response:
+                nonlocal attempts
+                attempts += 1
+                return func(prepared, context)
+
+            prefix = f"{self.tap_name} stream '{self.name}': {label}"
             try:
-                return call_with_retries(
-                    lambda: func(prepared, context), policy, logger=self.logger, what=label
-                )
+                return call_with_retries(attempt, policy, logger=self.logger, what=label)
             except RetryableResponseError as error:
-                raise self._api_error(
-                    error.response, label, f"after {policy.max_retries + 1} attempts"
-                ) from None
+                raise self._api_error(error.response, label, attempts_text(attempts)) from None
             except requests.exceptions.RequestException as error:
+                if isinstance(error, TRANSIENT_ERRORS):
+                    tried = attempts_text(attempts)
+                    msg = f"{prefix} failed{' ' + tried if tried else ''}: "
+                    msg += f"{describe_transient(error)}."
+                else:  # not worth a retry: the same request fails the same way
+                    msg = f"{prefix} failed: {describe_request_error(error)}"
+                raise APIError(msg) from None
+            except UnicodeEncodeError:
                 msg = (
-                    f"{self.tap_name} stream '{self.name}': {label} failed after "
-                    f"{policy.max_retries + 1} attempts: {describe_transient(error)}."
+                    f"{prefix} could not be sent: a header value has characters HTTP "
+                    f"headers cannot carry (outside Latin-1). {self.auth_hint}"
                 )
                 raise APIError(msg) from None
 
         return send
 
     def _send(self, prepared: requests.PreparedRequest) -> requests.Response:
+        self._tap.budget.acquire()  # every attempt is a request the API counts
         return self.requests_session.send(
             self.authenticator(prepared),
             timeout=self.timeout,
@@ -378,11 +424,26 @@ class CollectionStream(RESTStream[t.Any]):
     def _request(
         self, prepared_request: requests.PreparedRequest, context: Context | None
     ) -> requests.Response:
+        """Send once; a 401 to an OAuth token renews the token and replays, once a request.
+
+        The replay is counted on the prepared request, which every retry of it
+        resends: a request that got its new token and then a 401 again, on the
+        replay or on a later retry, fails for good instead of fetching a token an
+        attempt. The refused token is named to ``invalidate``, so requests that saw
+        the same expiry share one new token.
+        """
         response = self._send(prepared_request)
-        if response.status_code == 401 and hasattr(self.authenticator, "invalidate"):
-            self.logger.info("Stream %s: access token refused (401); fetching a new one", self.name)
-            self.authenticator.invalidate()
+        auth = self.authenticator
+        if response.status_code == 401 and hasattr(auth, "invalidate"):
+            label = request_label(prepared_request.method, prepared_request.url)
+            if getattr(prepared_request, "_token_renewed", False):
+                raise self._api_error(response, label, "to a renewed access token")
+            self.logger.info("Stream %s: access token refused (401); renewing it once", self.name)
+            prepared_request._token_renewed = True  # type: ignore[attr-defined]
+            auth.invalidate(bearer_token(prepared_request))
             response = self._send(prepared_request)
+            if response.status_code == 401:
+                raise self._api_error(response, label, "to a renewed access token")
         if self._log_each_request:
             self._write_request_duration_log(
                 endpoint=self.path, response=response, context=context, extra_tags=None

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import dataclasses
 import typing as t
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, urljoin, urlsplit
 
 from singer_sdk.pagination import BaseAPIPaginator
 
+from taps_core.errors import APIError, request_label
+
 if t.TYPE_CHECKING:
     import requests
+    from singer_sdk.streams.rest import HTTPRequest, PageContext
 
 RowsOf = t.Callable[["requests.Response"], list]
 TotalOf = t.Callable[["requests.Response"], "int | None"]
@@ -87,6 +91,90 @@ class RepeatGuard:
             return page, False
         fresh = [record for record, key in zip(page, keys, strict=True) if key not in previous]
         return fresh, bool(page) and not fresh
+
+
+NextUrlOf = t.Callable[["requests.Response"], "str | None"]
+
+
+class NextPageUrl(str):
+    """A URL the API handed out for its next page: to be sent byte for byte."""
+
+    __slots__ = ()
+
+
+def _origin(url: str) -> tuple[str, str, int | None]:
+    """Scheme, host and port (the scheme's default made explicit) of ``url``."""
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    return scheme, (parts.hostname or "").lower(), parts.port or _DEFAULT_PORTS.get(scheme)
+
+
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+class NextPageUrlPaginator(BaseAPIPaginator["str | None"]):
+    """Pages by the full URL the reply names for the next page (``nextPage``).
+
+    The token is that URL, to be requested exactly as given (query included: see
+    :class:`FollowsNextPageUrl`): the API built it, and a rebuilt one may differ in what
+    the API reads from it. ``None``, an empty string or an absent field ends the list.
+    The URL must point at the API's own origin (scheme, host and port of ``base_url``):
+    the request carries the token and the tap's headers, which must go nowhere else. A
+    relative URL is read against the page that named it. ``what`` names the stream in
+    the error (``tap-bookings stream 'account'``).
+    """
+
+    def __init__(self, next_url_of: NextUrlOf, base_url: str, what: str = "") -> None:
+        super().__init__(None)
+        self._next_url_of = next_url_of
+        self._base_url = base_url
+        self._origin = _origin(base_url)
+        self._what = what
+
+    def get_next(self, response: requests.Response) -> str | None:
+        url = self._next_url_of(response)
+        if not url:
+            return None
+        if isinstance(url, str) and not urlsplit(url).scheme:
+            url = urljoin(response.url, url)  # only a relative one: urljoin may re-spell
+        if not isinstance(url, str) or _origin(url) != self._origin:
+            label = request_label(response.request.method, response.url)
+            msg = (
+                f"{self._what + ': ' if self._what else ''}{label} named a next page "
+                f"outside {self._base_url} ({urlsplit(str(url)).netloc or url!r}); the tap "
+                "sends its credentials only to base_url, so it stops here. Check the "
+                "base_url setting."
+            )
+            raise APIError(msg)
+        return NextPageUrl(url)
+
+
+class FollowsNextPageUrl:
+    """Stream mixin: a page token that is a URL is requested as it is, nothing re-added.
+
+    The SDK builds each request from ``get_url`` plus ``get_url_params``; for a
+    next-page URL that would append the first page's parameters a second time or
+    re-encode the ones it carries. Here the URL replaces both, and the prepared
+    request keeps it as given: ``requests`` would re-spell it (``%7E`` becomes ``~``),
+    which an API that compares the URL, or signs it, may refuse. Only a URL that
+    cannot travel as it is (not ASCII, or with spaces) is left to requests to quote.
+    Put the mixin before the stream base class; ``get_url_params`` then only
+    describes the first page.
+    """
+
+    def get_http_request(self, *, page: PageContext) -> HTTPRequest:
+        request = super().get_http_request(page=page)  # type: ignore[misc]
+        token = page.next_page_token
+        if isinstance(token, str) and token:
+            return dataclasses.replace(request, url=NextPageUrl(token), params={})
+        return request
+
+    def build_prepared_request(self, *args: t.Any, **kwargs: t.Any) -> requests.PreparedRequest:
+        prepared = super().build_prepared_request(*args, **kwargs)  # type: ignore[misc]
+        url = kwargs.get("url")
+        if isinstance(url, NextPageUrl) and url.isascii() and url.isprintable() and " " not in url:
+            prepared.url = str(url)
+        return prepared
 
 
 LinksOf = t.Callable[["requests.Response"], "list | None"]

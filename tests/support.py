@@ -18,6 +18,8 @@ from pathlib import Path
 
 from singer_sdk import Tap
 
+from tap_bookings.tap import TapBookings
+from tap_inventory.tap import TapInventory
 from tap_invoicing.tap import TapInvoicing
 from tap_reporting.tap import TapReporting
 from tap_rewards.tap import TapRewards
@@ -25,8 +27,10 @@ from tap_rewards.tap import TapRewards
 ROOT = Path(__file__).resolve().parent.parent
 VENV_BIN = Path(sys.executable).parent
 MELTANO = str(VENV_BIN / "meltano")
-#: Fast retries in tests; the policy itself (factor 2) is tested with a fake clock.
-FAST_RETRIES = {"backoff_factor": 0.01, "max_retry_wait_seconds": 5}
+#: Fast retries in tests; the policy itself (factor 2) is tested with a fake clock. No
+#: pacing either: the sandbox has no rate limit unless a test switches one on, and the
+#: tests of the request budget set ``max_requests_per_minute`` themselves.
+FAST_RETRIES = {"backoff_factor": 0.01, "max_retry_wait_seconds": 5, "max_requests_per_minute": 0}
 
 
 @dataclass(frozen=True)
@@ -111,6 +115,14 @@ def key_value(value: t.Any) -> t.Any:
 _TIMESTAMP_TEXT = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:?\d{2})")
 
 
+def offset_with_colon(value: str | None) -> str | None:
+    """``2024-03-05T12:06:10+0530`` as RFC 3339 (``2024-03-05T12:06:10+05:30``): same instant."""
+    if value is None:
+        return None
+    moment = datetime.strptime(value, "%Y-%m-%dT%H:%M:%S%z")
+    return moment.isoformat()
+
+
 #: Every tap, as each issue adds one.
 TAPS = [
     TapCase(
@@ -126,6 +138,14 @@ TAPS = [
         },
     ),
     TapCase(
+        TapInventory,
+        "inventory",
+        converted={
+            name: Converted({"type": ["string", "null"], "format": "date-time"}, offset_with_colon)
+            for name in ("created_time", "last_modified_time")
+        },
+    ),
+    TapCase(
         TapReporting,
         "reporting",
         derived={"transactions": frozenset({"transaction_id", "transaction_updated_date"})},
@@ -134,6 +154,39 @@ TAPS = [
         rewrite=colon_offsets,
     ),
 ]
+
+
+_VENDOR_TICKS = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{7}")
+
+
+def vendor_ticks_to_rfc3339(value: t.Any) -> t.Any:
+    """Every ``2022-09-21T13:22:16.3881969`` in ``value``, nested ones too, as RFC 3339.
+
+    The bookings API writes instants with no zone (UTC) and seven fractional digits; the
+    tap must emit them with ``+00:00`` and all seven digits. The oracle goes by the text,
+    not by the tap's schema: only timestamps look like this in the sandbox's records.
+    """
+    if isinstance(value, str):
+        return value + "+00:00" if _VENDOR_TICKS.fullmatch(value) else value
+    if isinstance(value, list):
+        return [vendor_ticks_to_rfc3339(v) for v in value]
+    if isinstance(value, dict):
+        return {k: vendor_ticks_to_rfc3339(v) for k, v in value.items()}
+    return value
+
+
+_BOOKINGS_FIELDS = json.loads((ROOT / "api_sandbox" / "fields" / "bookings.json").read_text())
+TAPS.append(
+    TapCase(
+        TapBookings,
+        "bookings",
+        converted={
+            name: Converted({}, vendor_ticks_to_rfc3339)
+            for schema in _BOOKINGS_FIELDS.values()
+            for name in schema["properties"]
+        },
+    )
+)
 
 
 def tap_case(api: str) -> TapCase:
@@ -319,6 +372,7 @@ def meltano_run(
         f"{prefix}_BASE_URL": sandbox.base_url(case.api),
         # From the environment a number arrives as text: the tap must take it.
         f"{prefix}_BACKOFF_FACTOR": "0.01",
+        f"{prefix}_MAX_REQUESTS_PER_MINUTE": "0",
         **{f"{prefix}_{k.upper()}": str(v) for k, v in sandbox.credentials(case.api).items()},
         **env,
     }
@@ -338,3 +392,21 @@ def meltano_run(
         timeout=600,
         check=False,
     )
+
+
+def missing_properties(schema: dict, value: t.Any, where: str) -> list[str]:
+    """Every property ``schema`` names that ``value`` lacks, recursively into non-null values.
+
+    For the sandbox tests: the sandbox must serve every field of ``api-fields/<api>.json``.
+    """
+    missing: list[str] = []
+    if isinstance(value, dict):
+        for key, sub in schema.get("properties", {}).items():
+            if key not in value:
+                missing.append(f"{where}.{key}")
+            else:
+                missing += missing_properties(sub, value[key], f"{where}.{key}")
+    elif isinstance(value, list) and "items" in schema:
+        for i, item in enumerate(value):
+            missing += missing_properties(schema["items"], item, f"{where}[{i}]")
+    return missing

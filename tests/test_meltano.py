@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
+import decimal
 import json
 import typing as t
 
 import duckdb
 import pytest
 
-from tests.support import ROOT, TAPS, key_value, meltano_run, tap_case
+from tests.support import (
+    ROOT,
+    TAPS,
+    assert_matches_ground_truth,
+    key_value,
+    meltano_run,
+    tap_case,
+)
 
 pytestmark = pytest.mark.skipif(
     not (ROOT / ".meltano").exists(), reason="run scripts/setup.sh first (meltano install)"
@@ -107,3 +115,34 @@ def test_invoicing_lastupdate_lands_in_duckdb_as_the_timestamp_the_api_sent(shar
                     assert value is None, stream
                 else:
                     assert value.strftime("%Y-%m-%d %H:%M:%S") == sent, stream
+
+
+def test_bookings_lands_in_jsonl_record_for_record_as_the_sandbox_sent_it(shared, tmp_path):
+    """Every value through Meltano, nested ones and the converted timestamps included."""
+    case = tap_case("bookings")
+    out = tmp_path / "jsonl"
+    out.mkdir()
+    proc = meltano_run(
+        case, shared, tmp_path, "target-jsonl", TARGET_JSONL_DESTINATION_PATH=str(out)
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    for stream in shared.streams("bookings"):
+        truth = shared.records("bookings", stream)
+        path = out / f"{stream}.jsonl"
+        text = path.read_text() if truth else ""
+        lines = [json.loads(line, parse_float=decimal.Decimal) for line in text.splitlines()]
+        assert_matches_ground_truth(case, stream, lines, truth)
+
+
+def test_bookings_modified_lands_in_duckdb_as_the_instant_the_api_sent(shared, tmp_path):
+    """``2022-09-21T13:22:16.3881969`` (UTC) arrives as that TIMESTAMP, to DuckDB's µs."""
+    case = tap_case("bookings")
+    database = tmp_path / "warehouse.duckdb"
+    proc = meltano_run(
+        case, shared, tmp_path, "target-duckdb", TARGET_DUCKDB_FILEPATH=str(database)
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    with duckdb.connect(str(database), read_only=True) as con:
+        loaded = dict(con.execute('select id, "modified" from tap_bookings.account').fetchall())
+    for record in shared.records("bookings", "account"):
+        assert loaded[record["id"]].strftime("%Y-%m-%dT%H:%M:%S.%f") == record["modified"][:-1]
