@@ -585,18 +585,41 @@ class CollectionStream(RESTStream[t.Any]):
         """Sort a response into retryable, fatal or good, parsing its body once."""
         status = response.status_code
         label = request_label(response.request.method, response.url)
-        if status in self.retry_statuses:
+        cause = self.permanent_cause(response) if status >= 400 else None
+        if status in self.retry_statuses and cause is None:
             text = api_error_text(response.content)
             raise RetryableResponseError(
                 response, status_text(status) + (f": {text}" if text else "")
             )
         if status >= 400:
-            raise self._api_error(response, label)
+            error = self._api_error(response, label)
+            error.cause = cause
+            raise error
         try:
             self.body(response)
         except msgspec.DecodeError:
             raise RetryableResponseError(response, "response body is not valid JSON") from None
         self.check_body(response)
+
+    #: Error names (the body's ``name`` or ``error``) that make even a retryable status
+    #: final: the request itself is wrong (``INVALID_REQUEST``) or must change
+    #: (``RESULTSET_TOO_LARGE``), so asking again unchanged gets the same answer.
+    permanent_error_names: t.ClassVar[frozenset[str]] = frozenset()
+
+    def permanent_cause(self, response: requests.Response) -> str | None:
+        """The declared permanent error name an error body carries, if any."""
+        if not self.permanent_error_names:
+            return None
+        try:
+            body = decode_json(response.content)
+        except msgspec.DecodeError:
+            return None
+        if not isinstance(body, dict):
+            return None
+        for key in ("name", "error"):
+            if body.get(key) in self.permanent_error_names:
+                return str(body[key])
+        return None
 
     def _api_error(self, response: requests.Response, label: str, attempts: str = "") -> APIError:
         status = response.status_code

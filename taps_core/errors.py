@@ -39,6 +39,10 @@ class APIError(TapError):
         super().__init__(message)
         self.status = status
 
+    #: The API's name for a permanent cause (``RESULTSET_TOO_LARGE``), when it gave one
+    #: the stream declares: see ``CollectionStream.permanent_error_names``.
+    cause: str | None = None
+
 
 class RetryableResponseError(Exception):
     """A response worth retrying (429, 5xx, a truncated or unparsable body)."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import typing as t
 from array import array
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import parse_qs, urljoin, urlsplit
 
 from singer_sdk.pagination import BaseAPIPaginator
 
@@ -363,3 +363,49 @@ class FollowsNextPageUrl:
         if isinstance(url, NextPageUrl) and url.isascii() and url.isprintable() and " " not in url:
             prepared.url = str(url)
         return prepared
+
+
+LinksOf = t.Callable[["requests.Response"], "list | None"]
+
+
+class LinkTokenPaginator(BaseAPIPaginator["str | None"]):
+    """An opaque token read from the ``href`` of the reply's ``rel: next`` link.
+
+    The token is the API's own (``?next_page_token=eyJ...``): it is sent back exactly as
+    given, never computed, and no ``next`` link ends the list. Reading the token rather
+    than requesting the ``href`` itself keeps the stream's own parameters and base URL
+    on every request.
+    """
+
+    def __init__(self, links_of: LinksOf, token_param: str, rel: str = "next") -> None:
+        super().__init__(None)
+        self._links_of = links_of
+        self.token_param = token_param
+        self.rel = rel
+
+    def get_next(self, response: requests.Response) -> str | None:
+        for link in self._links_of(response) or ():
+            if isinstance(link, dict) and link.get("rel") == self.rel:
+                query = parse_qs(urlsplit(str(link.get("href") or "")).query)
+                values = query.get(self.token_param) or [None]
+                return values[0] or None
+        return None
+
+
+CursorOf = t.Callable[["requests.Response"], t.Any]
+
+
+class CursorPaginator(BaseAPIPaginator["str | None"]):
+    """The next request starts at the id the reply names (``start_id`` from ``next_id``).
+
+    No cursor, or an empty one, ends the list; the same cursor twice in a row is a loop
+    the SDK stops.
+    """
+
+    def __init__(self, cursor_of: CursorOf) -> None:
+        super().__init__(None)
+        self._cursor_of = cursor_of
+
+    def get_next(self, response: requests.Response) -> str | None:
+        cursor = self._cursor_of(response)
+        return None if cursor in (None, "") else str(cursor)

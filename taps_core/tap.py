@@ -18,6 +18,7 @@ from singer_sdk.exceptions import ConfigValidationError
 from taps_core.budget import RequestBudget
 from taps_core.errors import FAILED_STREAM_ATTRIBUTE, ConfigError, TapError, one_line
 from taps_core.records import FastWriter
+from taps_core.records import stdout as gathered_records
 from taps_core.redact import install as install_redaction
 from taps_core.redact import redact, register_secret
 from taps_core.retry import RetryPolicy
@@ -89,6 +90,18 @@ class CollectionTap(Tap):
 
     def discover_streams(self) -> list[CollectionStream]:
         return [stream_type(tap=self) for stream_type in self.stream_types]
+
+    def sync_all(self) -> None:
+        """The SDK's sync, then out with the RECORD lines still gathered.
+
+        Gathered lines leave with the next SCHEMA or STATE message; a sync whose last
+        state equals the one before writes no final STATE, and its last records would
+        wait for the process to exit, or, run in-process, land in the next sync's output.
+        """
+        try:
+            super().sync_all()
+        finally:
+            gathered_records.flush()
 
     @cached_property
     def budget(self) -> RequestBudget:

@@ -13,7 +13,7 @@ import sys
 import typing as t
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timezone
 from pathlib import Path
 
 from singer_sdk import Tap
@@ -21,6 +21,7 @@ from singer_sdk import Tap
 from tap_bookings.tap import TapBookings
 from tap_inventory.tap import TapInventory
 from tap_invoicing.tap import TapInvoicing
+from tap_reporting.tap import TapReporting
 from tap_rewards.tap import TapRewards
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -55,6 +56,10 @@ class TapCase:
     derived: dict[str, frozenset[str]] = field(default_factory=dict)
     #: Top-level fields the tap converts, by name.
     converted: dict[str, Converted] = field(default_factory=dict)
+    #: Settings every test run of this tap gets (a start_date that reaches the data).
+    settings: dict[str, t.Any] = field(default_factory=dict)
+    #: What the tap does to every record besides ``converted`` (nested fields too).
+    rewrite: t.Callable[[dict], dict] | None = None
 
     @property
     def name(self) -> str:
@@ -69,6 +74,7 @@ class TapCase:
             "base_url": sandbox.base_url(self.api),
             **sandbox.credentials(self.api),
             **FAST_RETRIES,
+            **self.settings,
             **overrides,
         }
 
@@ -78,6 +84,35 @@ def vendor_text_to_rfc3339(value: str | None) -> str | None:
     if value is None or value == "0000-00-00 00:00:00":
         return None
     return datetime.strptime(value, "%Y-%m-%d %H:%M:%S").strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+_COLONLESS = re.compile(r"(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d+)?[+-]\d{2})(\d{2})")
+
+
+def colon_offsets(value: t.Any) -> t.Any:
+    """Every ``...T04:03:52+0000`` below ``value`` as RFC 3339 (``+00:00``), in a copy."""
+    if isinstance(value, dict):
+        return {k: colon_offsets(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [colon_offsets(v) for v in value]
+    if isinstance(value, str):
+        match = _COLONLESS.fullmatch(value)
+        if match:
+            return f"{match[1]}:{match[2]}"
+    return value
+
+
+def key_value(value: t.Any) -> t.Any:
+    """A key value as a warehouse compares it: a timestamp, as the API's text
+    (``2025-06-30T00:00:00+0000``) or as a loaded TIMESTAMP, becomes naive UTC."""
+    if isinstance(value, str) and _TIMESTAMP_TEXT.fullmatch(value):
+        value = datetime.fromisoformat(_COLONLESS.sub(r"\1:\2", value.replace("Z", "+00:00")))
+    if isinstance(value, datetime) and value.tzinfo is not None:
+        value = value.astimezone(timezone.utc).replace(tzinfo=None)
+    return value
+
+
+_TIMESTAMP_TEXT = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:?\d{2})")
 
 
 def offset_with_colon(value: str | None) -> str | None:
@@ -109,6 +144,14 @@ TAPS = [
             name: Converted({"type": ["string", "null"], "format": "date-time"}, offset_with_colon)
             for name in ("created_time", "last_modified_time")
         },
+    ),
+    TapCase(
+        TapReporting,
+        "reporting",
+        derived={"transactions": frozenset({"transaction_id", "transaction_updated_date"})},
+        # The sandbox's transactions begin 2023-07-01; 31-day windows keep syncs short.
+        settings={"start_date": "2023-07-01T00:00:00Z", "window_days": 31},
+        rewrite=colon_offsets,
     ),
 ]
 
@@ -289,7 +332,7 @@ def converted_truth(case: TapCase, record: dict) -> dict:
     for name, conversion in case.converted.items():
         if name in out:
             out[name] = conversion.value(out[name])
-    return out
+    return case.rewrite(out) if case.rewrite else out
 
 
 def _dummy_config(case: TapCase) -> dict:

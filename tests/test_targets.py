@@ -13,7 +13,7 @@ import typing as t
 import psycopg
 import pytest
 
-from tests.support import ROOT, TAPS, TapCase, meltano_run
+from tests.support import ROOT, TAPS, TapCase, key_value, meltano_run
 
 pytestmark = pytest.mark.skipif(
     not (ROOT / ".meltano").exists(), reason="run scripts/setup.sh first (meltano install)"
@@ -71,11 +71,11 @@ def _assert_table_matches(case: TapCase, sandbox: t.Any, database: dict, stream:
         assert not truth, f"{stream}: no table, the sandbox has {len(truth)} rows"
         return []
     keys = _keys_of(case, sandbox, stream)
-    loaded = [tuple(str(r[k]) for k in keys) for r in rows]
+    loaded = [tuple(str(key_value(r[k])) for k in keys) for r in rows]
     assert len(loaded) == len(truth), f"{stream}: {len(loaded)} rows, sandbox has {len(truth)}"
     assert len(set(loaded)) == len(loaded), f"{stream}: a key landed twice"
     if all(k in r for r in truth for k in keys):
-        assert set(loaded) == {tuple(str(r[k]) for k in keys) for r in truth}, stream
+        assert set(loaded) == {tuple(str(key_value(r[k])) for k in keys) for r in truth}, stream
     return rows
 
 
@@ -87,10 +87,14 @@ def test_postgres_holds_every_row_once_and_a_second_run_merges_changes(
     for stream in sandbox.streams(case.api):
         _assert_table_matches(case, sandbox, database, stream)
 
+    # A list whose keys the sandbox's records carry as they are (not one the tap
+    # derives, such as reporting's lifted transaction_id), and not a one-record reply
+    # (a balances snapshot), whose "new" records would each be a snapshot of its own.
     stream = next(
         s
         for s in sandbox.streams(case.api)
-        if sandbox.records(case.api, s) and all(k for k in _keys_of(case, sandbox, s))
+        if len(truth := sandbox.records(case.api, s)) > 1
+        and all(k in r for r in truth for k in _keys_of(case, sandbox, s))
     )
     changed = set(sandbox.mutate(case.api, stream, new=3, modified=3))
     _into_postgres(case, sandbox, tmp_path, database)
