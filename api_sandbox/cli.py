@@ -38,9 +38,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ValueError as exc:
         print(f"api-sandbox: {exc}", file=sys.stderr)
         return 2
-    sandbox = Sandbox(
-        seed=args.seed, records=args.records, faults=faults, host=args.host, port=args.port
-    )
+    try:
+        sandbox = Sandbox(
+            seed=args.seed, records=args.records, faults=faults, host=args.host, port=args.port
+        )
+    except (KeyError, ValueError) as exc:
+        print(f"api-sandbox: {exc.args[0] if exc.args else exc}", file=sys.stderr)
+        return 2
 
     def stop(signum: int, frame: FrameType | None) -> None:
         sandbox.stop()

@@ -451,6 +451,8 @@ class StreamSpec:
     modify: Modifier = default_modify
     duplicate_every: int = 0
     time_field: str | None = "created_at"
+    #: The record's identifier, as ``mutate`` reports it (a dotted path for a nested one).
+    id_field: str = "id"
 
     @property
     def key(self) -> str:
@@ -554,8 +556,8 @@ class StreamGenerator:
 
         New records go to the front (newest first). Edited records are spread evenly over
         the existing list so that they fall on different pages. Returns the ids of the
-        affected records: new ones in API order (newest first), then edited ones; a stream
-        without ``id`` returns their creation times instead.
+        affected records (``id_field``): new ones in API order (newest first), then edited
+        ones; a stream without one returns their creation times instead.
         """
         with self._lock:
             data = self.data()
@@ -590,6 +592,9 @@ class StreamGenerator:
             return created + changed
 
     def _ident(self, record: Mapping[str, Any]) -> str:
-        if "id" in record:
-            return str(record["id"])
+        value: Any = record
+        for step in self.spec.id_field.split("."):
+            value = value.get(step) if isinstance(value, Mapping) else None
+        if value is not None:
+            return str(value)
         return str(record.get(self.spec.time_field or "", ""))

@@ -41,6 +41,9 @@ class Request:
     query: dict[str, list[str]]
     headers: Mapping[str, str]
     body: bytes
+    #: The request target exactly as sent (``/<api>/path?query``), for APIs that check a
+    #: client follows a URL they handed out verbatim.
+    target: str = ""
 
     def arg(self, name: str) -> str | None:
         """The first value of query parameter ``name``, or None."""
@@ -267,7 +270,10 @@ class Engine:
 
     def __init__(self, apis: Iterable[Api], faults: Iterable[Fault] = ()) -> None:
         self.apis: dict[str, Api] = {api.name: api for api in apis}
-        self.faults = FaultSet(list(faults))
+        faults = list(faults)
+        for fault in faults:
+            self.check_fault(fault)
+        self.faults = FaultSet(faults)
         self._log: list[RequestLog] = []
         self._log_lock = threading.Lock()
 
@@ -287,6 +293,15 @@ class Engine:
         """Append ``entry`` to the request log."""
         with self._log_lock:
             self._log.append(entry)
+
+    def check_fault(self, fault: Fault) -> None:
+        """Refuse a ``grow`` fault whose list does not exist, before any request meets it."""
+        if fault.kind != "grow":
+            return
+        if fault.api is None:
+            raise ValueError("a grow fault needs api=")
+        if fault.stream not in self.api(fault.api).specs:
+            raise KeyError(f"{fault.api} has no stream {fault.stream!r}")
 
     def api(self, name: str) -> Api:
         """The API called ``name``."""
@@ -314,9 +329,11 @@ class Engine:
             conn.send(reply)
             self.log(RequestLog(first, method, rest, query, body, started, 404, None))
             return
-        request = Request(method, rest, query, conn.headers, body)
+        request = Request(method, rest, query, conn.headers, body, target)
         route = api.match(method, rest)
         decision = self.faults.decide(api.name, rest, route is not None and route.data)
+        for grow in decision.grow:
+            api.mutate(str(grow.stream), new=grow.rows)
         if decision.delay:
             time.sleep(decision.delay)
         fault = decision.fault
@@ -409,6 +426,7 @@ class Engine:
                 return json_response([f.to_json() for f in self.faults.list()])
             if method == "POST":
                 fault = Fault.from_mapping(orjson.loads(body or b"{}"))
+                self.check_fault(fault)
                 self.faults.add(fault)
                 return json_response(fault.to_json(), 201)
             if method == "DELETE":

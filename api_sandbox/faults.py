@@ -13,7 +13,9 @@ from collections import deque
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
-KINDS = ("status", "reset", "truncate", "latency", "malformed", "rate_limit", "token_expiry")
+KINDS = (
+    "status", "reset", "truncate", "latency", "malformed", "rate_limit", "token_expiry", "grow",
+)  # fmt: skip
 
 
 @dataclass
@@ -22,10 +24,17 @@ class Fault:
 
     ``times`` counts the requests that get the fault (None = forever), after ``skip``
     matching requests have gone through untouched. For ``rate_limit``, ``times`` counts the
-    429 replies and the window is sliding; for ``token_expiry`` it counts the tokens that are
+    429 replies, ``per_second`` is the number of requests allowed per ``window`` seconds (1 by
+    default) and the window slides, unless ``fixed_window`` makes it fixed windows aligned to
+    the clock (``per_second=100,window=60,fixed_window=true``: 100 a calendar minute, as the
+    inventory API counts); for ``token_expiry`` it counts the tokens that are
     expired (each after ``after`` successful data requests; ``skip`` is not used).
     ``path`` None matches every data request of the API; a given path matches that exact
     path (without the API prefix), token endpoints included.
+
+    ``grow`` replaces no reply: it is a list that changes under a sync. Before the matching
+    request after the first ``skip``, it inserts ``rows`` new records at the head of
+    ``stream`` (newest first, as ``mutate`` does), ``times`` times (each on one request).
     """
 
     kind: str
@@ -39,10 +48,16 @@ class Fault:
     seconds: float = 0.0
     per_second: int = 10
     after: int = 0
+    window: float = 1.0
+    fixed_window: bool = False
+    stream: str | None = None
+    rows: int = 0
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
             raise ValueError(f"unknown fault kind {self.kind!r}; expected one of {KINDS}")
+        if self.kind == "grow" and (not self.stream or self.rows < 1):
+            raise ValueError("a grow fault needs stream= and rows= (at least 1)")
         if isinstance(self.body, str):
             self.body = self.body.encode()
 
@@ -87,12 +102,14 @@ class Fault:
             if not sep:
                 raise ValueError(f"fault spec part {part!r} is not key=value")
             raw = raw.strip()
-            if key in ("status", "skip", "per_second", "after"):
+            if key in ("status", "skip", "per_second", "after", "rows"):
                 values[key] = int(raw)
             elif key == "times":
                 values[key] = None if raw.lower() in ("none", "forever", "") else int(raw)
-            elif key == "seconds":
+            elif key in ("seconds", "window"):
                 values[key] = float(raw)
+            elif key == "fixed_window":
+                values[key] = raw.lower() in ("1", "true", "yes")
             elif key == "body":
                 values[key] = raw.encode()
             else:
@@ -129,6 +146,8 @@ class _State:
     seen: int = 0
     fired: int = 0
     window: deque[float] = field(default_factory=deque)
+    fixed_start: float = 0.0
+    fixed_count: int = 0
 
 
 @dataclass
@@ -138,13 +157,37 @@ class Decision:
     delay: float = 0.0
     fault: Fault | None = None  # the fault that decides the reply (None: serve normally)
     latency_applied: bool = False
+    grow: list[Fault] = field(default_factory=list)  # lists to grow before replying
 
     @property
     def label(self) -> str | None:
         """The fault kind for the request log."""
         if self.fault is not None:
             return self.fault.kind
-        return "latency" if self.latency_applied else None
+        if self.latency_applied:
+            return "latency"
+        return "grow" if self.grow else None
+
+
+def _admit(state: _State, fault: Fault) -> bool:
+    """Whether the rate limit lets one more request through now (and count it if so)."""
+    if fault.fixed_window:
+        now = time.time()
+        start = now - now % fault.window
+        if start != state.fixed_start:
+            state.fixed_start, state.fixed_count = start, 0
+        if state.fixed_count < fault.per_second:
+            state.fixed_count += 1
+            return True
+        return False
+    now = time.monotonic()
+    window = state.window
+    while window and window[0] <= now - fault.window:
+        window.popleft()
+    if len(window) < fault.per_second:
+        window.append(now)
+        return True
+    return False
 
 
 class FaultSet:
@@ -187,12 +230,7 @@ class FaultSet:
                 if fault.kind == "rate_limit":
                     if fault.times is not None and state.fired >= fault.times:
                         continue
-                    now = time.monotonic()
-                    window = state.window
-                    while window and window[0] <= now - 1.0:
-                        window.popleft()
-                    if len(window) < fault.per_second:
-                        window.append(now)
+                    if _admit(state, fault):
                         continue
                     state.fired += 1
                     decision.fault = fault
@@ -203,6 +241,9 @@ class FaultSet:
                 if fault.kind == "latency":
                     decision.delay += fault.seconds
                     decision.latency_applied = True
+                    continue
+                if fault.kind == "grow":
+                    decision.grow.append(fault)
                     continue
                 decision.fault = fault
                 break

@@ -21,7 +21,8 @@ class Sandbox:
 
     ``records`` sets the count of every paginated stream of every API; ``counts`` (per API,
     per stream) overrides single streams and wins over ``records``. ``faults`` are active
-    from the first request.
+    from the first request. ``options`` (per API) are keyword arguments of that API's class,
+    for what only it has (``{"inventory": {"organization_id": "...", "token_lifetime": 5}}``).
     """
 
     def __init__(
@@ -32,12 +33,17 @@ class Sandbox:
         faults: Iterable[Fault] = (),
         host: str = "127.0.0.1",
         port: int = 0,
+        options: Mapping[str, Mapping[str, Any]] | None = None,
     ) -> None:
         counts = counts or {}
-        unknown = set(counts) - {cls.name for cls in API_CLASSES}
+        options = options or {}
+        unknown = (set(counts) | set(options)) - {cls.name for cls in API_CLASSES}
         if unknown:
-            raise KeyError(f"unknown APIs in counts: {sorted(unknown)}")
-        apis: list[Api] = [cls(seed, records, counts.get(cls.name)) for cls in API_CLASSES]
+            raise KeyError(f"unknown APIs in counts or options: {sorted(unknown)}")
+        apis: list[Api] = [
+            cls(seed, records, counts.get(cls.name), **options.get(cls.name, {}))
+            for cls in API_CLASSES
+        ]
         self.seed = seed
         self.engine = Engine(apis, faults)
         self._host = host
@@ -99,8 +105,16 @@ class Sandbox:
         return f"{self.url}/{api}"
 
     def credentials(self, api: str) -> dict[str, str]:
-        """The demo credentials of ``api``, keyed by the tap's setting names."""
-        return self.engine.api(api).credentials()
+        """The demo credentials of ``api``, keyed by the tap's setting names.
+
+        ``{base_url}`` in a value becomes the API's base URL here (a token URL served by
+        the sandbox, where the real one lives on another host).
+        """
+        values = self.engine.api(api).credentials()
+        if any("{base_url}" in value for value in values.values()):
+            base = self.base_url(api)
+            values = {name: value.replace("{base_url}", base) for name, value in values.items()}
+        return values
 
     # -- ground truth ----------------------------------------------------------------------
 
@@ -130,6 +144,7 @@ class Sandbox:
 
     def add_fault(self, fault: Fault) -> None:
         """Activate ``fault`` (counters start at zero)."""
+        self.engine.check_fault(fault)
         self.engine.faults.add(fault)
 
     def clear_faults(self) -> None:

@@ -4,6 +4,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 export MELTANO_SEND_ANONYMOUS_USAGE_STATS=false MELTANO_CLI_DISABLE_VERSION_CHECK=true
 ./scripts/setup.sh
+# A real PostgreSQL server for the target-postgres tests (started by the tests on
+# 127.0.0.1 and stopped after); where it cannot be installed they skip, saying why.
+bash scripts/postgres.sh install || true
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
 .venv/bin/pytest "$@"

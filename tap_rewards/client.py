@@ -37,6 +37,9 @@ class RewardsStream(CollectionStream):
         total = body.get("total_count") if isinstance(body, dict) else None
         return int(total) if total is not None else None
 
+    def list_total(self, response: requests.Response) -> int | None:
+        return self.total_count(response)
+
     def get_url_params(self, context: Context | None, next_page_token: t.Any) -> dict:
         params: dict[str, t.Any] = {}
         if self.page_size is not None:

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import hashlib
 import typing as t
+from collections import deque
 
 import orjson
 
 from tap_rewards.client import RewardsStream
+from taps_core.pagination import OverlappingOffsetPaginator
 
 if t.TYPE_CHECKING:
     import requests
@@ -82,6 +84,18 @@ class BalanceTransactionsStream(RewardsStream):
     would change whenever a newer row arrives. Identical rows share a ``created_at``,
     so they sit together in the newest-first list, and an incremental sync, which
     re-reads from ``created_at >=`` its bookmark, sees the whole group again.
+
+    A row pushed onto the next page by a new arrival must keep its key, and a second,
+    identical row must get the next one. So positions are counted only over rows not
+    emitted before, and each page after the first re-reads the last row of the one
+    before (:class:`OverlappingOffsetPaginator`): on a still list that row opens the
+    page; when rows arrived meanwhile it sits further down, after other rows already
+    read. The group still open (the oldest ``created_at`` read so far) is matched
+    against the rows of it already emitted: from its start when the page begins above
+    it, else by the longest run that ends the rows emitted. The one case this cannot
+    tell apart: two or more identical rows ending a page, a further identical row
+    following, and a new arrival shifting the page by as many rows; that row is then
+    taken for one already emitted.
     """
 
     name = "balance_transactions"
@@ -91,26 +105,124 @@ class BalanceTransactionsStream(RewardsStream):
     page_size = 10
     replication_key = "created_at"
     is_sorted = False  # newest first
+    #: Rows of the previous page each page re-reads.
+    overlap: t.ClassVar[int] = 1
+    #: How many of the open group's emitted rows are kept for matching a page to them.
+    _TAIL = 256
+
+    def get_new_paginator(self) -> OverlappingOffsetPaginator:
+        return OverlappingOffsetPaginator(self.page_size, self.rows, self.total_count, self.overlap)
+
+    def get_url_params(self, context: Context | None, next_page_token: t.Any) -> dict:
+        params = super().get_url_params(context, next_page_token)
+        params["offset"], params["limit"] = OverlappingOffsetPaginator.window(
+            next_page_token, self.page_size, self.overlap
+        )
+        return params
 
     def request_records(self, context: Context | None) -> t.Iterable[dict]:
-        self._group_at: object = None
-        self._group_counts: dict[bytes, int] = {}
+        self._open_at: t.Any = _NOTHING  # created_at of the oldest rows emitted
+        self._open_counts: dict[str, int] = {}  # their digests: rows emitted of each
+        self._open_tail: deque[str] = deque(maxlen=self._TAIL)  # in order, the latest
         yield from super().request_records(context)
 
     def parse_response(self, response: requests.Response) -> t.Iterable[dict]:
         rows = self.rows(response)
-        for row in rows:
-            if "transaction_key" not in row:
-                row["transaction_key"] = self._derive_key(row)
+        if rows and "transaction_key" not in rows[-1]:
+            self._key_page(rows)
         return rows
 
-    def _derive_key(self, row: dict) -> str:
+    @staticmethod
+    def _digest(row: dict) -> str:
         content = orjson.dumps(row, option=orjson.OPT_SORT_KEYS, default=str)
-        if row.get("created_at") != self._group_at:
-            self._group_at, self._group_counts = row.get("created_at"), {}
-        ordinal = self._group_counts.get(content, 0)
-        self._group_counts[content] = ordinal + 1
-        return f"{hashlib.sha256(content).hexdigest()[:32]}-{ordinal}"
+        return hashlib.sha256(content).hexdigest()[:32]
+
+    def _key_page(self, rows: list[dict]) -> None:
+        """Give each row its key: an emitted row's own, or the next position of its kind.
+
+        Newest first, a page holds rows newer than the open group (read in full before,
+        unless they arrived during the sync), then the open group's rows, then older
+        ones, which open new groups.
+        """
+        digests = [self._digest(row) for row in rows]
+        times = [row.get("created_at") for row in rows]
+        open_at = self._open_at
+        in_open = [i for i, at in enumerate(times) if at == open_at]
+        start = in_open[0] if in_open else self._first_older(times, open_at)
+        end = in_open[-1] + 1 if in_open else start
+        group = [digests[i] for i in range(start, end)]
+        repeats = self._repeated_open_rows(group, anchored=start > 0)
+        newer: dict[str, int] = {}
+        for i in range(start):  # the guard drops those it has emitted
+            digest = digests[i]
+            seen = newer.get(digest, 0)
+            newer[digest] = seen + 1
+            rows[i]["transaction_key"] = f"{digest}-{seen}"
+        for i, key in zip(range(start, start + len(repeats)), repeats, strict=True):
+            rows[i]["transaction_key"] = key
+        counts, tail = self._open_counts, self._open_tail
+        for i in range(start + len(repeats), len(rows)):
+            digest, at = digests[i], times[i]
+            if at != open_at:
+                open_at, counts = at, {}
+                tail.clear()
+            ordinal = counts.get(digest, 0)
+            counts[digest] = ordinal + 1
+            tail.append(digest)
+            rows[i]["transaction_key"] = f"{digest}-{ordinal}"
+        self._open_at, self._open_counts = open_at, counts
+
+    @staticmethod
+    def _first_older(times: list[t.Any], open_at: t.Any) -> int:
+        """Where rows older than the open group begin on a page that has none of it."""
+        if open_at is _NOTHING or not isinstance(open_at, str):
+            return 0
+        for i, at in enumerate(times):
+            if not isinstance(at, str) or at < open_at:
+                return i
+        return len(times)
+
+    def _repeated_open_rows(self, group: list[str], anchored: bool) -> list[str]:
+        """Keys of the open group's rows on this page that were emitted before, in order.
+
+        ``anchored``: rows newer than the group come first on the page, so the page
+        reaches back past the group's start, and every row of it emitted is here again.
+        Otherwise the page starts inside the group: the repeated rows are the longest
+        start of the page that equals the end of the rows emitted.
+        """
+        counts, tail = self._open_counts, self._open_tail
+        if not group or not counts:
+            return []
+        if anchored:
+            emitted = sum(counts.values())
+            taken: dict[str, int] = {}
+            keys = []
+            for digest in group:
+                ordinal = taken.get(digest, 0)
+                if len(keys) == emitted or ordinal >= counts.get(digest, 0):
+                    break
+                taken[digest] = ordinal + 1
+                keys.append(f"{digest}-{ordinal}")
+            return keys
+        ends = list(tail)
+        for size in range(min(len(group), len(ends)), 0, -1):
+            if group[:size] == ends[-size:]:
+                block = group[:size]
+                before: dict[str, int] = {}
+                for digest in block:
+                    before[digest] = before.get(digest, 0) + 1
+                keys = []
+                for digest in block:
+                    ordinal = counts[digest] - before[digest]
+                    before[digest] -= 1
+                    keys.append(f"{digest}-{ordinal}")
+                return keys
+        if all(digest in counts for digest in group):  # the page lies inside what was read
+            return [f"{digest}-0" for digest in group]
+        return []
+
+
+_NOTHING = object()
 
 
 STREAM_TYPES: list[type[RewardsStream]] = [

@@ -6,7 +6,7 @@ from singer_sdk import typing as th
 
 from tap_rewards.streams import STREAM_TYPES
 from taps_core.auth import BearerAuth
-from taps_core.tap import COMMON_SETTINGS, CollectionTap
+from taps_core.tap import COMMON_SETTINGS, CollectionTap, request_budget_setting
 
 
 class TapRewards(CollectionTap):
@@ -37,6 +37,7 @@ class TapRewards(CollectionTap):
             ),
         ),
         *COMMON_SETTINGS,
+        request_budget_setting(600),  # the contract's rate limit
     ).to_dict()
 
     def build_authenticator(self) -> BearerAuth:

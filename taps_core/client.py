@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import decimal
 import logging
+import operator
 import re
 import sys
 import typing as t
@@ -26,24 +27,34 @@ from pathlib import Path
 import msgspec
 import orjson
 import requests
-from singer_sdk import RESTStream
+from singer_sdk import RESTStream, Stream
+from singer_sdk.helpers.conform import TypeConformanceLevel
 from singer_sdk.helpers.jsonpath import extract_jsonpath
 from singer_sdk.mapper import SameRecordTransform
 from singer_sdk.pagination import SinglePagePaginator
 
 from taps_core import progress
+from taps_core.auth import bearer_token
 from taps_core.connection import refusal_is_final
 from taps_core.errors import (
+    FAILED_STREAM_ATTRIBUTE,
     APIError,
     RetryableResponseError,
-    TapError,
     api_error_text,
+    attempts_text,
+    describe_request_error,
     request_label,
     status_text,
 )
-from taps_core.pagination import RepeatGuard
-from taps_core.records import Conformer, RecordLine
-from taps_core.retry import RETRYABLE_STATUSES, RetryPolicy, call_with_retries, describe_transient
+from taps_core.pagination import OffsetTotalPaginator, OverlappingOffsetPaginator, RepeatGuard
+from taps_core.records import Conformer, RecordLine, UnsupportedSchemaError
+from taps_core.retry import (
+    RETRYABLE_STATUSES,
+    TRANSIENT_ERRORS,
+    RetryPolicy,
+    call_with_retries,
+    describe_transient,
+)
 from taps_core.timestamps import utc_text
 
 if t.TYPE_CHECKING:
@@ -77,11 +88,17 @@ class CollectionStream(RESTStream[t.Any]):
     retry_statuses: t.ClassVar[frozenset[int]] = RETRYABLE_STATUSES
     #: Told to the user with a 401 or 403, e.g. "Check the api_key setting."
     auth_hint: t.ClassVar[str] = "Check the tap's credentials."
+    #: Headers sent on every data request, each the value of a setting:
+    #: ``{"legal-entity": "legal_entity"}``. Mark such a setting secret if it is one.
+    header_settings: t.ClassVar[dict[str, str]] = {}
 
     def __init__(self, tap: t.Any, *args: t.Any, **kwargs: t.Any) -> None:
         if self.schemas_dir is not None and kwargs.get("schema") is None:
             kwargs["schema"] = load_schema(self.schemas_dir / f"{self.name}.json")
         super().__init__(tap, *args, **kwargs)
+        if type(self).post_process is not Stream.post_process:
+            self._own_post_process = self.post_process
+            self.post_process = self._post_process_once  # type: ignore[method-assign]
 
     # -- declarations -------------------------------------------------------------------
 
@@ -95,16 +112,26 @@ class CollectionStream(RESTStream[t.Any]):
         return self._tap.authenticator
 
     @property
+    def http_headers(self) -> dict:
+        """The SDK's headers plus the declared :attr:`header_settings`, where set.
+
+        A setting left unset sends no header: the API's own refusal (a 403 naming the
+        header) says more than a request that never went out.
+        """
+        headers = super().http_headers
+        for header, setting in self.header_settings.items():
+            value = self.config.get(setting)
+            if value is not None and value != "":
+                headers[header] = str(value)
+        return headers
+
+    @property
     def timeout(self) -> int:
         return int(self.config.get("request_timeout", 300))
 
     @cached_property
     def retry_policy(self) -> RetryPolicy:
-        return RetryPolicy(
-            backoff_factor=float(self.config.get("backoff_factor", 2.0)),
-            max_wait_seconds=float(self.config.get("max_retry_wait_seconds", 60.0)),
-            statuses=self.retry_statuses,
-        )
+        return RetryPolicy.from_config(self.config, self.retry_statuses)
 
     def get_new_paginator(self) -> t.Any:
         """One page unless the stream declares a paginator."""
@@ -189,16 +216,22 @@ class CollectionStream(RESTStream[t.Any]):
         raise APIError(msg, status=response.status_code)
 
     def log(self, message: str, *args: t.Any, level: int = logging.INFO, **kwargs: t.Any) -> None:
-        """The SDK's log, without its "unhandled error" line for a failure we handle.
+        """The SDK's log, without its "unhandled error" line for a failure we tell.
 
         The SDK logs "An unhandled error occurred while syncing" at ERROR before a
-        stream's exception leaves ``sync``; for a :class:`TapError` the entry point then
-        tells the failure in one paragraph, so that first line is noise (at DEBUG).
+        stream's exception leaves ``sync``, once for the stream and once more for each
+        parent of a child stream. The entry point tells every failure, expected or
+        not, in one line of its own, so that line (at DEBUG here) would make one
+        failure look like several. The innermost stream's name stays on the
+        exception, for the entry point to name it.
         """
         if level >= logging.ERROR and message.startswith("An unhandled error occurred"):
             current = sys.exc_info()[1]
-            if isinstance(current, TapError):
+            if current is not None:
                 level = logging.DEBUG
+                if getattr(current, FAILED_STREAM_ATTRIBUTE, None) is None:
+                    with contextlib.suppress(AttributeError, TypeError):
+                        setattr(current, FAILED_STREAM_ATTRIBUTE, self.name)
         super().log(message, *args, level=level, **kwargs)
 
     def finalize_state_progress_markers(self, state: dict | None = None) -> None:
@@ -215,7 +248,9 @@ class CollectionStream(RESTStream[t.Any]):
 
     @cached_property
     def _fast_record_path(self) -> tuple[Conformer, RecordLine] | None:
-        """The fast path, unless stream maps, flattening or field selection need the SDK's."""
+        """The fast path, unless the SDK's is needed: stream maps, flattening, field
+        selection, a type conformance level other than the default, or a schema the
+        compiled conformer cannot read as the SDK does."""
         maps = self.stream_maps
         if len(maps) != 1 or type(maps[0]) is not SameRecordTransform:
             return None
@@ -223,8 +258,32 @@ class CollectionStream(RESTStream[t.Any]):
             return None
         if not all(self.mask.values()):
             return None  # some properties deselected: the SDK prunes them
-        return Conformer(self.effective_schema), RecordLine(
-            maps[0].stream_alias, self._stream_version
+        if self.TYPE_CONFORMANCE_LEVEL != TypeConformanceLevel.RECURSIVE:
+            return None
+        try:
+            conform = Conformer(self.effective_schema, check_values=not self._values_are_json())
+        except UnsupportedSchemaError as error:
+            self.logger.debug("Stream %s: the SDK's record path (%s)", self.name, error)
+            return None
+        return conform, RecordLine(maps[0].stream_alias, self._stream_version)
+
+    #: The methods between a parsed body and a written record. Where a stream keeps all
+    #: of them as they are here, its values are what the JSON parse gave, and the fast
+    #: path need not look for others (``datetime``, floats) that the SDK would convert.
+    _RECORD_SOURCES = (
+        "request_records",
+        "parse_response",
+        "rows",
+        "get_records",
+        "post_process",
+        "_process_record",
+        "partitions",
+    )
+
+    def _values_are_json(self) -> bool:
+        own = type(self)
+        return self.parent_stream_type is None and all(
+            getattr(own, name) is getattr(CollectionStream, name) for name in self._RECORD_SOURCES
         )
 
     def _write_record_message(self, record: dict) -> None:
@@ -233,7 +292,7 @@ class CollectionStream(RESTStream[t.Any]):
             super()._write_record_message(record)
             return
         conform, line = fast
-        line.write(conform(record))
+        line.write(conform.encode(record))
         self.state_manager.is_flushed = False
         if len(conform.unmapped) != self._unmapped_reported:
             self._unmapped_reported = len(conform.unmapped)
@@ -318,11 +377,82 @@ class CollectionStream(RESTStream[t.Any]):
     # -- requests -----------------------------------------------------------------------
 
     def record_key(self, record: dict) -> t.Hashable:
-        """What identifies a record within this stream, for the repeat guard."""
+        """What identifies a record within this stream, for the repeat guard.
+
+        Called on the record as emitted (after :meth:`post_process`), so a key that
+        ``post_process`` builds or lifts is the key the guard sees.
+        """
         keys = self.primary_keys or ()
         if keys:
             return tuple(record.get(k) for k in keys)
         return msgspec.json.encode(record)
+
+    def list_total(self, response: requests.Response) -> int | None:
+        """The list's size as this reply states it; None where the API does not say.
+
+        The repeat guard reads it to tell a list that grew during the sync (its rows
+        shift onto later pages: read on) from one that serves the same rows at every
+        offset (stop).
+        """
+        return None
+
+    @cached_property
+    def _key_hashes(self) -> t.Callable[[list[dict]], list[int]]:
+        """The hashes the repeat guard keeps of a page's keys, built once per stream.
+
+        A key that contains None identifies nothing (its field is missing or null), so
+        such a record is hashed by its whole content instead: it is a repeat only of an
+        identical copy of itself, never of another record with a null key. Strings hash
+        with SipHash; other values go through a tuple's hash, because an int hashes to
+        itself and consecutive ids would pile up in neighbouring slots of the table.
+        A page of string ids, the common case, is hashed without a Python call a record.
+        """
+        encode = msgspec.json.encode
+        keys = tuple(self.primary_keys or ())
+        custom = type(self).record_key is not CollectionStream.record_key
+        if not custom and not keys:
+            return lambda page: [hash(encode(record)) for record in page]
+        key_of = self.record_key if custom else lambda record: tuple(map(record.get, keys))
+
+        def one_hash(record: dict) -> int:
+            key = key_of(record)
+            if key is None or (type(key) is tuple and None in key):
+                return hash(encode(record))
+            if type(key) is tuple and len(key) == 1 and type(key[0]) is str:
+                key = key[0]
+            try:
+                return hash(key if type(key) in (str, bytes, tuple) else (key,))
+            except TypeError:
+                return hash(encode(key))
+
+        if custom or len(keys) > 1:
+            return lambda page: [one_hash(record) for record in page]
+        get = operator.methodcaller("get", keys[0])
+
+        def single(page: list[dict]) -> list[int]:
+            values = [*map(get, page)]
+            if {*map(type, values)} == _ONLY_STR:
+                return [*map(hash, values)]
+            return [one_hash(record) for record in page]
+
+        return single
+
+    #: The stream's own ``post_process``, run in :meth:`request_records`; None if none.
+    _own_post_process: t.Callable[[dict, Context | None], dict | None] | None = None
+    _last_processed: dict | None = None
+
+    def _post_process_once(self, row: dict, context: Context | None = None) -> dict | None:
+        """Stands in for ``post_process`` so the SDK does not run it a second time.
+
+        :meth:`request_records` runs the stream's ``post_process`` before the repeat
+        guard (keys come from the record as emitted), then the SDK calls
+        ``post_process`` on each record it receives; for the record just handed over
+        that call returns it as it is. Any other call runs the real one.
+        """
+        if row is self._last_processed:
+            return row
+        assert self._own_post_process is not None
+        return self._own_post_process(row, context)
 
     def request_records(self, context: Context | None) -> t.Iterable[dict]:
         """Walk the pages, emitting each record once, never looping on a repeated page."""
@@ -330,54 +460,100 @@ class CollectionStream(RESTStream[t.Any]):
         send = self.request_decorator(self._request)
         if context is None:
             self._greatest_seen = None
-        guard = RepeatGuard(self.record_key)
+        guard = RepeatGuard(self._key_hashes)
         track = progress.tracker(self)
+        process = self._own_post_process
+        overlapping = isinstance(paginator, OverlappingOffsetPaginator)
+        limit = paginator.limit if isinstance(paginator, OffsetTotalPaginator) else None
         with self.get_http_request_counter() as request_counter:
             request_counter.with_context(context)
             while not paginator.finished:
+                token = paginator.current_value
                 prepared = self._prepare_request(context=context, page=paginator)
                 response = send(prepared, context)
                 request_counter.increment()
-                page = list(self.parse_response(response))
-                fresh, repeated = guard.admit(page)
-                if repeated:
+                rows = list(self.parse_response(response))
+                page = rows
+                if process is not None:
+                    page = [r for r in (process(row, context) for row in rows) if r is not None]
+                again = paginator.asked_again(token) if overlapping else 0
+                fresh, stop = guard.admit(
+                    page,
+                    total=self.list_total(response),
+                    token=token,
+                    again=again,
+                    limit=None if limit is None else limit + again,
+                )
+                if stop is not None:
                     self.logger.info(
-                        "Stream %s: page at %s repeats records already emitted; "
+                        "Stream %s: page at %s repeats records already emitted (%s); "
                         "the list is complete.",
                         self.name,
-                        paginator.current_value,
+                        token,
+                        stop,
                     )
                     break
-                yield from fresh
+                if page and not fresh:
+                    self.logger.info(
+                        "Stream %s: page at %s repeats records already emitted (the "
+                        "list may have grown during the sync); reading on.",
+                        self.name,
+                        token,
+                    )
+                if process is None:
+                    yield from fresh
+                else:
+                    for record in fresh:
+                        self._last_processed = record
+                        yield record
+                    self._last_processed = None
                 track.page(len(fresh), response)
-                if not page and not paginator.continue_if_empty(response):
+                if not rows and not paginator.continue_if_empty(response):
                     break
                 paginator.advance(response)
 
     def request_decorator(self, func: t.Callable) -> t.Callable:
-        """Retry per :class:`RetryPolicy`; turn what is left into one clear APIError."""
+        """Retry per :class:`RetryPolicy`; turn what is left into one true APIError.
+
+        The error counts the attempts really made: a request that failed in a way no
+        retry mends (too many redirects, a URL requests refuses, a header that cannot
+        be encoded) was tried once and is told so, not as "failed after 4 attempts".
+        """
         policy = self.retry_policy
 
         def send(prepared: requests.PreparedRequest, context: Context | None) -> requests.Response:
             label = request_label(prepared.method, prepared.url)
+            attempts = 0
+
+            def attempt() -> requests.Response:
+                nonlocal attempts
+                attempts += 1
+                return func(prepared, context)
+
+            prefix = f"{self.tap_name} stream '{self.name}': {label}"
             try:
-                return call_with_retries(
-                    lambda: func(prepared, context), policy, logger=self.logger, what=label
-                )
+                return call_with_retries(attempt, policy, logger=self.logger, what=label)
             except RetryableResponseError as error:
-                raise self._api_error(
-                    error.response, label, f"after {policy.max_retries + 1} attempts"
-                ) from None
+                raise self._api_error(error.response, label, attempts_text(attempts)) from None
             except requests.exceptions.RequestException as error:
+                if isinstance(error, TRANSIENT_ERRORS):
+                    tried = attempts_text(attempts)
+                    msg = f"{prefix} failed{' ' + tried if tried else ''}: "
+                    msg += f"{describe_transient(error)}."
+                else:  # not worth a retry: the same request fails the same way
+                    msg = f"{prefix} failed: {describe_request_error(error)}"
+                raise APIError(msg) from None
+            except UnicodeEncodeError:
                 msg = (
-                    f"{self.tap_name} stream '{self.name}': {label} failed after "
-                    f"{policy.max_retries + 1} attempts: {describe_transient(error)}."
+                    f"{prefix} could not be sent: a header value has characters HTTP "
+                    f"headers cannot carry (outside Latin-1). {self.auth_hint}"
                 )
                 raise APIError(msg) from None
 
         return send
 
     def _send(self, prepared: requests.PreparedRequest) -> requests.Response:
+        self._tap.budget.acquire()  # every attempt is a request the API counts
         with refusal_is_final(self.tap_name, self.name, prepared):
             return self.requests_session.send(
                 self.authenticator(prepared),
@@ -393,11 +569,26 @@ class CollectionStream(RESTStream[t.Any]):
     def _request(
         self, prepared_request: requests.PreparedRequest, context: Context | None
     ) -> requests.Response:
+        """Send once; a 401 to an OAuth token renews the token and replays, once a request.
+
+        The replay is counted on the prepared request, which every retry of it
+        resends: a request that got its new token and then a 401 again, on the
+        replay or on a later retry, fails for good instead of fetching a token an
+        attempt. The refused token is named to ``invalidate``, so requests that saw
+        the same expiry share one new token.
+        """
         response = self._send(prepared_request)
-        if response.status_code == 401 and hasattr(self.authenticator, "invalidate"):
-            self.logger.info("Stream %s: access token refused (401); fetching a new one", self.name)
-            self.authenticator.invalidate()
+        auth = self.authenticator
+        if response.status_code == 401 and hasattr(auth, "invalidate"):
+            label = request_label(prepared_request.method, prepared_request.url)
+            if getattr(prepared_request, "_token_renewed", False):
+                raise self._api_error(response, label, "to a renewed access token")
+            self.logger.info("Stream %s: access token refused (401); renewing it once", self.name)
+            prepared_request._token_renewed = True  # type: ignore[attr-defined]
+            auth.invalidate(bearer_token(prepared_request))
             response = self._send(prepared_request)
+            if response.status_code == 401:
+                raise self._api_error(response, label, "to a renewed access token")
         if self._log_each_request:
             self._write_request_duration_log(
                 endpoint=self.path, response=response, context=context, extra_tags=None
@@ -409,18 +600,41 @@ class CollectionStream(RESTStream[t.Any]):
         """Sort a response into retryable, fatal or good, parsing its body once."""
         status = response.status_code
         label = request_label(response.request.method, response.url)
-        if status in self.retry_statuses:
+        cause = self.permanent_cause(response) if status >= 400 else None
+        if status in self.retry_statuses and cause is None:
             text = api_error_text(response.content)
             raise RetryableResponseError(
                 response, status_text(status) + (f": {text}" if text else "")
             )
         if status >= 400:
-            raise self._api_error(response, label)
+            error = self._api_error(response, label)
+            error.cause = cause
+            raise error
         try:
             self.body(response)
         except msgspec.DecodeError:
             raise RetryableResponseError(response, "response body is not valid JSON") from None
         self.check_body(response)
+
+    #: Error names (the body's ``name`` or ``error``) that make even a retryable status
+    #: final: the request itself is wrong (``INVALID_REQUEST``) or must change
+    #: (``RESULTSET_TOO_LARGE``), so asking again unchanged gets the same answer.
+    permanent_error_names: t.ClassVar[frozenset[str]] = frozenset()
+
+    def permanent_cause(self, response: requests.Response) -> str | None:
+        """The declared permanent error name an error body carries, if any."""
+        if not self.permanent_error_names:
+            return None
+        try:
+            body = decode_json(response.content)
+        except msgspec.DecodeError:
+            return None
+        if not isinstance(body, dict):
+            return None
+        for key in ("name", "error"):
+            if body.get(key) in self.permanent_error_names:
+                return str(body[key])
+        return None
 
     def _api_error(self, response: requests.Response, label: str, attempts: str = "") -> APIError:
         status = response.status_code
@@ -437,3 +651,4 @@ class CollectionStream(RESTStream[t.Any]):
 
 
 _MISSING = object()
+_ONLY_STR = {str}

@@ -8,18 +8,20 @@ DEBUG, for whoever asks for it with ``LOGLEVEL=DEBUG``.
 
 from __future__ import annotations
 
-import typing as t
 from http import HTTPStatus
 from urllib.parse import urlsplit
 
 import orjson
+import requests
 
-if t.TYPE_CHECKING:
-    import requests
+from taps_core.redact import redact
 
 #: Where APIs put their own error text, in the order we trust them.
 _ERROR_TEXT_KEYS = ("message", "error_description", "detail", "details", "name", "error", "ERRORS")
 _MAX_ERROR_TEXT = 300
+#: Where :meth:`taps_core.client.CollectionStream.log` leaves the name of the stream an
+#: exception broke, for the entry point's one line about it.
+FAILED_STREAM_ATTRIBUTE = "_taps_core_stream"
 
 
 class TapError(Exception):
@@ -36,6 +38,10 @@ class APIError(TapError):
     def __init__(self, message: str, *, status: int | None = None) -> None:
         super().__init__(message)
         self.status = status
+
+    #: The API's name for a permanent cause (``RESULTSET_TOO_LARGE``), when it gave one
+    #: the stream declares: see ``CollectionStream.permanent_error_names``.
+    cause: str | None = None
 
 
 class RetryableResponseError(Exception):
@@ -60,6 +66,29 @@ def status_text(status: int) -> str:
         return str(status)
 
 
+def attempts_text(attempts: int) -> str:
+    """``after 4 attempts``, or nothing for a request tried once: no retry is claimed
+    that did not happen."""
+    return f"after {attempts} attempts" if attempts > 1 else ""
+
+
+def describe_request_error(error: Exception) -> str:
+    """What made a request fail in a way no retry mends (a redirect loop, a bad URL).
+
+    requests' own text names the URL (redacted here, with its query string), and a
+    URL without a scheme or a host can only come from the settings.
+    """
+    text = one_line(str(error)) or type(error).__name__
+    detail = f"{type(error).__name__}: {text}".rstrip(".")
+    url_errors = (
+        requests.exceptions.MissingSchema,
+        requests.exceptions.InvalidSchema,
+        requests.exceptions.InvalidURL,
+    )
+    hint = " Check the base_url setting." if isinstance(error, url_errors) else ""
+    return f"{detail}.{hint}"
+
+
 def api_error_text(body: bytes | str | None) -> str:
     """The API's own explanation from an error body, shortened to one line."""
     if not body:
@@ -68,9 +97,9 @@ def api_error_text(body: bytes | str | None) -> str:
         parsed = orjson.loads(body)
     except orjson.JSONDecodeError:
         text = body.decode("utf-8", "replace") if isinstance(body, bytes) else body
-        return _one_line(text)
+        return one_line(text)
     found = _find_error_text(parsed)
-    return _one_line(found if found is not None else orjson.dumps(parsed).decode())
+    return one_line(found if found is not None else orjson.dumps(parsed).decode())
 
 
 def _find_error_text(value: object, depth: int = 0) -> str | None:
@@ -95,6 +124,16 @@ def _find_error_text(value: object, depth: int = 0) -> str | None:
     return None
 
 
-def _one_line(text: str) -> str:
-    text = " ".join(text.split())
-    return text if len(text) <= _MAX_ERROR_TEXT else text[: _MAX_ERROR_TEXT - 3] + "..."
+def one_line(text: str, limit: int = _MAX_ERROR_TEXT) -> str:
+    """``text`` redacted, on one line, at most ``limit`` characters.
+
+    Redacted before it is cut, or a secret across the cut would keep the half
+    before it; and again once its whitespace is collapsed, for a secret with a
+    run of spaces in it.
+    """
+    text = redact(" ".join(redact(text).split()))
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+#: The earlier, private name, for code written against it.
+_one_line = one_line

@@ -195,21 +195,36 @@ def connection_test(tap: Tap) -> bool:
             outcome = "FAIL", f"{type(error).__name__}: {error}"
         finally:
             stream.logger.removeFilter(quiet)
-        if outcome[0] == "FAIL":
-            failed.append(stream.name)
-            tap.logger.error("FAIL %s: %s", stream.name, outcome[1])
-        else:
-            tap.logger.info("PASS %s (%s)", stream.name, outcome[1])
+        # A child stream (one request per parent record) is read within its parent's
+        # sync: it shares the parent's outcome, and says whether it got a record.
+        children = [s for s in tap.streams.values() if s.parent_stream_type is type(stream)]
+        for name, why in [(stream.name, outcome[1])] + [
+            (child.name, _child_outcome(child, stream, outcome)) for child in children
+        ]:
+            if outcome[0] == "FAIL":
+                failed.append(name)
+                tap.logger.error("FAIL %s: %s", name, why)
+            else:
+                tap.logger.info("PASS %s (%s)", name, why)
+    total = len(tap.streams)
     if failed:
         tap.logger.error(
             "Connection test FAILED: %d of %d streams failed (%s).",
             len(failed),
-            len(streams),
+            total,
             ", ".join(failed),
         )
         return False
-    tap.logger.info("Connection test passed: all %d streams answered.", len(streams))
+    tap.logger.info("Connection test passed: all %d streams answered.", total)
     return True
+
+
+def _child_outcome(child: t.Any, parent: t.Any, outcome: tuple[str, str]) -> str:
+    if outcome[0] == "FAIL":
+        return f"not read: its parent stream {parent.name} failed"
+    if _read_one(child):
+        return f"answered, a record read, with {parent.name}"
+    return f"not asked: {parent.name} gave no record to ask for"
 
 
 def _read_one(stream: t.Any) -> bool:

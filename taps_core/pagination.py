@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import dataclasses
 import typing as t
+from array import array
+from urllib.parse import parse_qs, urljoin, urlsplit
 
 from singer_sdk.pagination import BaseAPIPaginator
 
+from taps_core.errors import APIError, request_label
+
 if t.TYPE_CHECKING:
     import requests
+    from singer_sdk.streams.rest import HTTPRequest, PageContext
 
 RowsOf = t.Callable[["requests.Response"], list]
 TotalOf = t.Callable[["requests.Response"], "int | None"]
@@ -64,25 +70,342 @@ class PageNumberPaginator(BaseAPIPaginator[int]):
         return self.current_value + 1
 
 
-class RepeatGuard:
-    """Ends a stream whose page repeats what this sync already emitted.
+class KeyHashes:
+    """A set of 64-bit key hashes in one flat array: about 16 to 32 bytes a key.
 
-    Two ways a page can repeat: a list that ignores paging parameters serves the same
-    rows at every offset (the whole page repeats: the stream ends), and a newest-first
-    list that grows during the sync shifts rows from one page onto the next (those
-    rows are dropped, the rest are kept). Only the previous page's keys are kept, so
-    memory stays flat however long the stream.
+    A Python ``set`` of ints costs some 70 bytes a key (an int object and a slot), so a
+    sync of ten million rows would hold 700 MB only to remember what it emitted. This is
+    an open-addressing table of ``array('q')`` with linear probing, kept at most half
+    full so that a miss (the common case: a new row) costs about two probes. Zero marks
+    an empty slot; a hash of zero is stored as one.
     """
 
-    def __init__(self, key_of: t.Callable[[dict], t.Hashable]) -> None:
-        self._key_of = key_of
-        self._previous: set[t.Hashable] = set()
+    __slots__ = ("_mask", "_slots", "_used")
 
-    def admit(self, page: list[dict]) -> tuple[list[dict], bool]:
-        """Return the page's new records, and whether the whole page was a repeat."""
-        keys = [self._key_of(record) for record in page]
-        previous, self._previous = self._previous, set(keys)
-        if not previous:
-            return page, False
-        fresh = [record for record, key in zip(page, keys, strict=True) if key not in previous]
-        return fresh, bool(page) and not fresh
+    def __init__(self, capacity: int = 1024) -> None:
+        size = 1 << max(capacity - 1, 1).bit_length()
+        self._slots = array("q", bytes(8 * size))
+        self._mask = size - 1
+        self._used = 0
+
+    def __len__(self) -> int:
+        return self._used
+
+    def __contains__(self, value: int) -> bool:
+        value = value or 1
+        slots, mask = self._slots, self._mask
+        i = value & mask
+        while True:
+            held = slots[i]
+            if held == value:
+                return True
+            if not held:
+                return False
+            i = (i + 1) & mask
+
+    def add_new(self, values: list[int]) -> list[int]:
+        """Add each value; return the positions of those already held (a value twice in
+        ``values`` is held the second time). Usually empty: no list is built a value."""
+        if (self._used + len(values)) * 2 > len(self._slots):
+            self._grow(self._used + len(values))
+        if 0 in values:
+            values = [value or 1 for value in values]
+        slots, mask = self._slots, self._mask
+        held_before = []
+        for n, value in enumerate(values):
+            i = value & mask
+            held = slots[i]
+            while held:
+                if held == value:
+                    held_before.append(n)
+                    break
+                i = (i + 1) & mask
+                held = slots[i]
+            else:
+                slots[i] = value
+        self._used += len(values) - len(held_before)
+        return held_before
+
+    def reserve(self, count: int) -> None:
+        """Make room for ``count`` values at once: no doubling later, whose old and new
+        tables would be held together (half as much memory again, for a moment)."""
+        if count * 2 > len(self._slots):
+            self._grow(count)
+
+    def _grow(self, needed: int) -> None:
+        old = self._slots
+        size = len(old)
+        while needed * 2 > size:
+            size *= 2
+        slots = self._slots = array("q", bytes(8 * size))
+        mask = self._mask = size - 1
+        for value in filter(None, old):
+            i = value & mask
+            while slots[i]:
+                i = (i + 1) & mask
+            slots[i] = value
+
+
+#: The most keys the guard makes room for on the word of a reply's total (32 MiB).
+RESERVE_AT_MOST = 1 << 21
+
+
+class RepeatGuard:
+    """Emits each record once per sync and ends a list that only repeats itself.
+
+    It remembers a 64-bit hash of the key of every record emitted in the sync
+    (:class:`KeyHashes`, not the records), so a row served twice is dropped however far
+    apart the two pages are. A newest-first list that grows during the sync pushes rows
+    already read onto the pages that follow: when more than a page arrives between two
+    requests, a whole page repeats, and that is no reason to stop, since the rows not yet
+    read follow it. A page that brings nothing new ends the list only when the list
+    shows it is not growing:
+
+    - the paginator asks again for a page it already asked for (a cursor that cycles);
+    - the reply states the list's size, and more rows came back in this sync than the
+      list grew by since its first page (each new row at the head pushes one row read
+      onto the next page; a list that ignores offset and limit serves the same rows at
+      every offset without growing);
+    - the reply states no size, and the page equals one that already came back since
+      the last page that brought something new: pages cycling A, B, A, B, A end on
+      that third A, each row emitted once. So one repeated page is read past, because
+      exactly a page of new rows between two requests looks the same, and pages that
+      repeat different stretches of what was read (new rows arriving in bursts) are
+      read past too, though no more of them in a row than the rows read could fill.
+      A repeated page longer than the limit asked shows a list that ignores paging
+      (the contract's unpaged rewards lists), which ends at once.
+
+    ``hashes_of`` gives the hashes of a page's keys (``CollectionStream._key_hashes``).
+    """
+
+    def __init__(self, hashes_of: t.Callable[[list[dict]], list[int]]) -> None:
+        self._hashes_of = hashes_of
+        self._emitted = KeyHashes()
+        self._asked = KeyHashes(64)
+        self._first_total: int | None = None  # the list's size on the first page
+        self._repeated = 0  # rows served again in this sync (new rows at the head push
+        # one row already read onto the next page each, so no more than the list grew)
+        # the pages that only repeated, since the last page that brought something new
+        self._repeat_pages: set[int] = set()
+
+    def admit(
+        self,
+        page: list[dict],
+        *,
+        total: int | None = None,
+        token: t.Any = None,
+        again: int = 0,
+        limit: int | None = None,
+    ) -> tuple[list[dict], str | None]:
+        """The page's records not emitted before, and why the list ends here (or None).
+
+        ``total`` is the list's size as this reply states it (None: it does not say);
+        ``token`` the paginator's value this page was asked for; ``again`` how many
+        rows the paginator asked for a second time on purpose (an overlap); ``limit``
+        how many rows the page was asked for, where the paginator says.
+        """
+        if total is not None and self._first_total is None:
+            self._first_total = total
+            self._emitted.reserve(min(total, RESERVE_AT_MOST))
+        try:
+            token_hash = hash(token)
+        except TypeError:
+            token_hash = hash(repr(token))
+        first_ask = not self._asked.add_new([token_hash])
+        hashes = self._hashes_of(page)
+        held = self._emitted.add_new(hashes)
+        if not held:
+            fresh = page
+        else:
+            drop = set(held)
+            fresh = [record for n, record in enumerate(page) if n not in drop]
+            self._repeated += len(held) - min(again, len(held))
+        if fresh or not page:
+            if self._repeat_pages:
+                self._repeat_pages.clear()
+            return fresh, None
+        if not first_ask:
+            return [], "the paginator asked again for a page it had read"
+        if total is not None and self._first_total is not None:
+            if self._repeated <= total - self._first_total:
+                return [], None
+            return [], "more rows came back than the list grew by"
+        if limit is not None and len(page) > limit:
+            return [], "the list ignores the limit asked, so it ignores paging"
+        unasked = hashes[again:]  # not the overlap rows: they repeat by design
+        signature = hash(tuple(unasked))
+        if signature in self._repeat_pages:
+            return [], "the same page came back twice"
+        self._repeat_pages.add(signature)
+        if len(self._repeat_pages) > len(self._emitted) // max(len(unasked), 1) + 1:
+            return [], "more pages repeated than the rows read could fill"
+        return [], None
+
+
+class OverlappingOffsetPaginator(OffsetTotalPaginator):
+    """Offset paging where each page after the first re-reads the last row of the one before.
+
+    For a list without ids, whose key is a row's content plus its position among
+    identical rows: with one row of overlap, a page that starts with a row identical to
+    the last one read tells "the same row, pushed onto this page by a new arrival" (the
+    overlap row then sits one place further down) from "a second, identical row" (the
+    overlap row is first). The page is asked with ``limit + overlap`` rows, so each
+    request still advances by ``limit``.
+    """
+
+    def __init__(
+        self, limit: int, rows_of: RowsOf, total_of: TotalOf, overlap: int = 1, start: int = 0
+    ) -> None:
+        super().__init__(limit, rows_of, total_of, start)
+        self.overlap = overlap
+
+    def asked_again(self, value: int | None) -> int:
+        """How many rows of the page asked at ``value`` were asked before on purpose."""
+        return min(self.overlap, value or 0)
+
+    @staticmethod
+    def window(value: int | None, limit: int, overlap: int) -> tuple[int, int]:
+        """The ``(offset, limit)`` to ask for the page whose first new row is at ``value``."""
+        back = min(overlap, value or 0)
+        return (value or 0) - back, limit + back
+
+    def get_next(self, response: requests.Response) -> int | None:
+        offset, asked = self.window(self.current_value, self.limit, self.overlap)
+        rows = len(self._rows_of(response))
+        following = offset + rows
+        if rows == 0 or following <= self.current_value:
+            return None
+        total = self._total_of(response)
+        if total is not None:
+            return following if following < total else None
+        return following if rows >= asked else None
+
+
+NextUrlOf = t.Callable[["requests.Response"], "str | None"]
+
+
+class NextPageUrl(str):
+    """A URL the API handed out for its next page: to be sent byte for byte."""
+
+    __slots__ = ()
+
+
+def _origin(url: str) -> tuple[str, str, int | None]:
+    """Scheme, host and port (the scheme's default made explicit) of ``url``."""
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    return scheme, (parts.hostname or "").lower(), parts.port or _DEFAULT_PORTS.get(scheme)
+
+
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+class NextPageUrlPaginator(BaseAPIPaginator["str | None"]):
+    """Pages by the full URL the reply names for the next page (``nextPage``).
+
+    The token is that URL, to be requested exactly as given (query included: see
+    :class:`FollowsNextPageUrl`): the API built it, and a rebuilt one may differ in what
+    the API reads from it. ``None``, an empty string or an absent field ends the list.
+    The URL must point at the API's own origin (scheme, host and port of ``base_url``):
+    the request carries the token and the tap's headers, which must go nowhere else. A
+    relative URL is read against the page that named it. ``what`` names the stream in
+    the error (``tap-bookings stream 'account'``).
+    """
+
+    def __init__(self, next_url_of: NextUrlOf, base_url: str, what: str = "") -> None:
+        super().__init__(None)
+        self._next_url_of = next_url_of
+        self._base_url = base_url
+        self._origin = _origin(base_url)
+        self._what = what
+
+    def get_next(self, response: requests.Response) -> str | None:
+        url = self._next_url_of(response)
+        if not url:
+            return None
+        if isinstance(url, str) and not urlsplit(url).scheme:
+            url = urljoin(response.url, url)  # only a relative one: urljoin may re-spell
+        if not isinstance(url, str) or _origin(url) != self._origin:
+            label = request_label(response.request.method, response.url)
+            msg = (
+                f"{self._what + ': ' if self._what else ''}{label} named a next page "
+                f"outside {self._base_url} ({urlsplit(str(url)).netloc or url!r}); the tap "
+                "sends its credentials only to base_url, so it stops here. Check the "
+                "base_url setting."
+            )
+            raise APIError(msg)
+        return NextPageUrl(url)
+
+
+class FollowsNextPageUrl:
+    """Stream mixin: a page token that is a URL is requested as it is, nothing re-added.
+
+    The SDK builds each request from ``get_url`` plus ``get_url_params``; for a
+    next-page URL that would append the first page's parameters a second time or
+    re-encode the ones it carries. Here the URL replaces both, and the prepared
+    request keeps it as given: ``requests`` would re-spell it (``%7E`` becomes ``~``),
+    which an API that compares the URL, or signs it, may refuse. Only a URL that
+    cannot travel as it is (not ASCII, or with spaces) is left to requests to quote.
+    Put the mixin before the stream base class; ``get_url_params`` then only
+    describes the first page.
+    """
+
+    def get_http_request(self, *, page: PageContext) -> HTTPRequest:
+        request = super().get_http_request(page=page)  # type: ignore[misc]
+        token = page.next_page_token
+        if isinstance(token, str) and token:
+            return dataclasses.replace(request, url=NextPageUrl(token), params={})
+        return request
+
+    def build_prepared_request(self, *args: t.Any, **kwargs: t.Any) -> requests.PreparedRequest:
+        prepared = super().build_prepared_request(*args, **kwargs)  # type: ignore[misc]
+        url = kwargs.get("url")
+        if isinstance(url, NextPageUrl) and url.isascii() and url.isprintable() and " " not in url:
+            prepared.url = str(url)
+        return prepared
+
+
+LinksOf = t.Callable[["requests.Response"], "list | None"]
+
+
+class LinkTokenPaginator(BaseAPIPaginator["str | None"]):
+    """An opaque token read from the ``href`` of the reply's ``rel: next`` link.
+
+    The token is the API's own (``?next_page_token=eyJ...``): it is sent back exactly as
+    given, never computed, and no ``next`` link ends the list. Reading the token rather
+    than requesting the ``href`` itself keeps the stream's own parameters and base URL
+    on every request.
+    """
+
+    def __init__(self, links_of: LinksOf, token_param: str, rel: str = "next") -> None:
+        super().__init__(None)
+        self._links_of = links_of
+        self.token_param = token_param
+        self.rel = rel
+
+    def get_next(self, response: requests.Response) -> str | None:
+        for link in self._links_of(response) or ():
+            if isinstance(link, dict) and link.get("rel") == self.rel:
+                query = parse_qs(urlsplit(str(link.get("href") or "")).query)
+                values = query.get(self.token_param) or [None]
+                return values[0] or None
+        return None
+
+
+CursorOf = t.Callable[["requests.Response"], t.Any]
+
+
+class CursorPaginator(BaseAPIPaginator["str | None"]):
+    """The next request starts at the id the reply names (``start_id`` from ``next_id``).
+
+    No cursor, or an empty one, ends the list; the same cursor twice in a row is a loop
+    the SDK stops.
+    """
+
+    def __init__(self, cursor_of: CursorOf) -> None:
+        super().__init__(None)
+        self._cursor_of = cursor_of
+
+    def get_next(self, response: requests.Response) -> str | None:
+        cursor = self._cursor_of(response)
+        return None if cursor in (None, "") else str(cursor)

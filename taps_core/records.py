@@ -3,31 +3,52 @@
 The SDK's default path walks every value of every record to conform its type,
 serialises with simplejson and flushes stdout once per message. Records parsed from
 JSON need almost none of that: their values are already JSON types. What a schema
-can still ask of them is compiled once per stream here:
+can still ask of them is compiled once per stream here, with the SDK's own predicates
+deciding what the SDK would do (type conformance level RECURSIVE, the default; any
+other level, or a schema the SDK itself could not conform, takes the SDK's path):
 
 - drop properties the schema does not declare (the SDK does, and warns once), at
   every level, which only needs a set comparison per object;
-- turn non-boolean values of boolean-only properties into booleans (the SDK's rule).
+- turn non-boolean values of boolean-only properties into booleans (the SDK's rule:
+  numbers stay as they are, an ``anyOf`` of boolean and null is not boolean-only).
 
-Everything else passes through untouched, in place. Lines are encoded with msgspec
-(``Decimal`` as a JSON number, so numbers keep every digit) and gathered into writes of
-64 KiB: with ``PYTHONUNBUFFERED`` set (Meltano and many containers set it) stdout has no
-buffer of its own, and a write per record is a system call per record. Every other
-message (SCHEMA, STATE) first pushes out the records gathered before it, so a target
-never sees a state before the records it covers.
+Everything else passes through untouched, in place. A record holding anything a JSON
+parse does not give (a ``datetime`` a stream made, ``Decimal('NaN')``) is conformed and
+serialised by the SDK's own functions instead, so that it is written exactly as the SDK
+writes it (a naive ``datetime`` as UTC, ``+00:00``; NaN as null).
+
+Lines are encoded with msgspec (``Decimal`` as a JSON number, so numbers keep every
+digit) and gathered into writes of 64 KiB: with ``PYTHONUNBUFFERED`` set (Meltano and many
+containers set it) stdout has no buffer of its own, and a write per record is a system
+call per record. Every other message (SCHEMA, STATE) first pushes out the records
+gathered before it, so a target never sees a state before the records it covers. The
+gathered bytes are written from an offset that survives an interrupted write, so no
+byte goes out twice (see :mod:`taps_core.signals` for SIGTERM and SIGINT).
 """
 
 from __future__ import annotations
 
 import atexit
+import contextlib
+import io
+import os
 import sys
 import time
 import typing as t
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from decimal import Decimal
 
 import msgspec
+from singer_sdk.helpers._typing import (
+    _conform_record_data_types,
+    _is_exclusive_boolean_type,
+    is_object_type,
+    is_uniform_list,
+)
+from singer_sdk.helpers.conform import TypeConformanceLevel
 from singer_sdk.singerlib.encoding import GenericSingerWriter
+from singer_sdk.singerlib.json import serialize_json
 
 if t.TYPE_CHECKING:
     from singer_sdk.singerlib.messages import Message
@@ -47,11 +68,39 @@ encoder = msgspec.json.Encoder(enc_hook=_enc_hook, decimal_format="number")
 WRITE_SIZE = 64 * 1024
 
 
+class StopSync(SystemExit):
+    """Ends the sync from wherever it is, with ``code`` as the exit status.
+
+    A ``SystemExit`` so that no ``except Exception`` on the way up (the SDK's, a tap's)
+    mistakes it for a failure to log or retry; :mod:`taps_core.signals` writes the last
+    STATE once it has unwound.
+    """
+
+
+#: Exit status when the reader of stdout is gone (128 + SIGPIPE, as a shell reports it).
+EXIT_STDOUT_CLOSED = 141
+
+
 class _Stdout:
-    """Gathers RECORD lines into large writes; :meth:`flush` before any other message."""
+    """Gathers RECORD lines into large writes; :meth:`flush` before any other message.
+
+    ``_written`` counts the bytes of ``_pending`` already on stdout, so a write cut short
+    (a partial write, a signal) resumes where it stopped and no byte goes out twice.
+    While :attr:`busy` a stop request only sets :attr:`stop_code`; the stop is raised
+    once the bytes in hand are out, so the output always ends on a whole line.
+    """
 
     def __init__(self) -> None:
         self._pending = bytearray()
+        self._written = 0
+        #: Inside a write to stdout: a signal must not interrupt it (see taps_core.signals).
+        self.busy = False
+        #: Set by a signal that arrived while busy: the exit status to stop with.
+        self.stop_code: int | None = None
+        #: The reader hung up (``| head``, a target that died): nothing more can be written.
+        self.closed = False
+        #: A SCHEMA or STATE went out: a sync is under way (a stop then owes a last STATE).
+        self.started = False
 
     def write(self, line: bytes) -> None:
         self._pending += line
@@ -60,22 +109,52 @@ class _Stdout:
 
     def flush(self) -> None:
         """Push out every gathered line, then stdout's own buffer."""
-        self._write_pending()
-        sys.stdout.buffer.flush()
+        self._write_pending(flush=True)
 
-    def _write_pending(self) -> None:
-        if not self._pending:
+    def _write_pending(self, *, flush: bool = False) -> None:
+        if self.closed:
+            self._pending.clear()
             return
-        out, view = sys.stdout.buffer, memoryview(self._pending)
-        while view:  # an unbuffered stdout may take part of a write
-            written = out.write(view)
-            view = view[written or 0 :]
-        view.release()
+        self.busy = True
+        try:
+            out = sys.stdout.buffer
+            while self._written < len(self._pending):  # an unbuffered stdout may take part
+                with memoryview(self._pending) as view, view[self._written :] as rest:
+                    self._written += out.write(rest) or 0
+            self._pending.clear()
+            self._written = 0
+            if flush:
+                out.flush()
+        except BrokenPipeError:
+            self._close()
+            raise StopSync(EXIT_STDOUT_CLOSED) from None
+        finally:
+            self.busy = False
+        if self.stop_code is not None:
+            raise StopSync(self.stop_code)
+
+    def _close(self) -> None:
+        """Forget what cannot be written; point fd 1 at /dev/null for the interpreter's
+        own flush at exit, which would otherwise print a BrokenPipeError."""
+        self.closed = True
         self._pending.clear()
+        self._written = 0
+        try:
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+            os.close(devnull)
+        except (OSError, ValueError, AttributeError, io.UnsupportedOperation):
+            pass  # not a real file (a test's buffer): nothing will flush it at exit
+
+    def flush_at_exit(self) -> None:
+        """What the process still holds, out before it ends; a reader gone is no error."""
+        self.stop_code = None
+        with contextlib.suppress(StopSync):
+            self.flush()
 
 
 stdout = _Stdout()
-atexit.register(stdout.flush)
+atexit.register(stdout.flush_at_exit)
 
 
 class FastWriter(GenericSingerWriter[bytes, "Message"]):
@@ -86,12 +165,18 @@ class FastWriter(GenericSingerWriter[bytes, "Message"]):
     """
 
     def serialize_message(self, message: Message) -> bytes:
-        return encoder.encode(message.to_dict())
+        """msgspec, or for what it refuses (``Decimal('NaN')``) the SDK's serialiser."""
+        data = message.to_dict()
+        try:
+            return encoder.encode(data)
+        except (TypeError, ValueError, msgspec.EncodeError):
+            return serialize_json(data).encode()
 
     def format_message(self, message: Message) -> bytes:
         return self.serialize_message(message) + b"\n"
 
     def write_message(self, message: Message) -> None:
+        stdout.started = True
         stdout.write(self.format_message(message))
         stdout.flush()
 
@@ -116,8 +201,46 @@ class RecordLine:
             self._time_suffix = self._version + b',"time_extracted":"' + stamp.encode() + b'"}\n'
         return self._time_suffix
 
-    def write(self, record: dict) -> None:
-        stdout.write(self._prefix + encoder.encode(record) + self._time())
+    def write(self, body: bytes) -> None:
+        """One line around ``body``, the record as JSON (:meth:`Conformer.encode`)."""
+        stdout.write(self._prefix + body + self._time())
+
+
+#: The types a JSON parse gives (numbers as ``Decimal``): all the compiled conformer meets.
+_SCALARS = frozenset({str, int, bool, type(None), Decimal})
+
+
+def is_plain(value: dict | list) -> bool:
+    """Whether ``value`` holds, at any depth, only what a JSON parse gives.
+
+    Anything else (a ``datetime`` a stream made, a float, bytes) is the SDK's to conform
+    and write: the compiled conformer leaves values alone, and msgspec writes a naive
+    ``datetime`` with no zone where the SDK writes ``+00:00``. One C-level pass a level;
+    Python looks at single values only where a level holds containers.
+    """
+    values = value.values() if type(value) is dict else value
+    if _SCALARS.issuperset(map(type, values)):
+        return True
+    for item in values:
+        kind = type(item)
+        if kind is dict or kind is list:
+            if not is_plain(item):
+                return False
+        elif kind not in _SCALARS:
+            return False
+    return True
+
+
+class UnsupportedSchemaError(Exception):
+    """A schema the compiled conformer cannot treat as the SDK does: the SDK's path then."""
+
+
+@dataclass
+class _ListPlan:
+    """A uniform list (``items`` one schema): the SDK conforms each item."""
+
+    objects: _ObjectPlan | None = None  # items are objects: each dict item conformed
+    booleans: bool = False  # items boolean-only: each non-boolean item made one
 
 
 @dataclass
@@ -127,70 +250,121 @@ class _ObjectPlan:
     allowed: frozenset[str]
     open: bool  # additionalProperties: keep undeclared keys
     path: str  # "payment.refund." - for the warning about undeclared properties
+    names: tuple[str, ...] = ()  # the declared properties in schema order
+    lists: dict[str, _ListPlan] = field(default_factory=dict)
     objects: dict[str, _ObjectPlan] = field(default_factory=dict)
-    object_lists: dict[str, _ObjectPlan] = field(default_factory=dict)
     booleans: tuple[str, ...] = ()
-    boolean_lists: tuple[str, ...] = ()
-
-
-def _types(schema: dict) -> set[str]:
-    kinds = schema.get("type", [])
-    kinds = {kinds} if isinstance(kinds, str) else set(kinds)
-    for option in schema.get("anyOf", []):
-        kinds |= _types(option)
-    return kinds
-
-
-def _is_boolean_only(schema: dict) -> bool:
-    return _types(schema) - {"null"} == {"boolean"}
 
 
 def _plan(schema: dict, path: str = "") -> _ObjectPlan:
-    properties = schema.get("properties", {})
-    plan = _ObjectPlan(frozenset(properties), bool(schema.get("additionalProperties")), path)
-    booleans, boolean_lists = [], []
+    """The SDK's decisions (``_conform_record_data_types``), made once per property.
+
+    Its own predicates decide, so that the two paths cannot read a schema differently:
+    a list value is conformed where ``is_uniform_list``, a dict value where
+    ``is_object_type`` and the schema lists ``properties`` (both may hold for one
+    property), and only ``_is_exclusive_boolean_type`` makes booleans (an ``anyOf`` of
+    boolean and null does not). Where the SDK would fail on a value, so that no answer
+    of ours could be the SDK's, the schema is unsupported.
+    """
+    properties = schema.get("properties")
+    if not isinstance(properties, dict):
+        raise UnsupportedSchemaError(f"{path or 'the record'}: no properties")
+    plan = _ObjectPlan(
+        frozenset(properties), bool(schema.get("additionalProperties")), path, tuple(properties)
+    )
+    booleans = []
     for name, sub in properties.items():
-        kinds = _types(sub)
-        if "object" in kinds and "properties" in sub:
-            plan.objects[name] = _plan(sub, f"{path}{name}.")
-        elif "array" in kinds and isinstance(sub.get("items"), dict):
-            items = sub["items"]
-            if "object" in _types(items) and "properties" in items:
-                plan.object_lists[name] = _plan(items, f"{path}{name}.")
-            elif _is_boolean_only(items):
-                boolean_lists.append(name)
-        elif _is_boolean_only(sub):
+        where = f"{path}{name}"
+        try:
+            uniform = is_uniform_list(sub)
+            is_object = is_object_type(sub)
+            is_boolean = _is_exclusive_boolean_type(sub)
+            items_object = uniform and is_object_type(sub["items"])
+            items_boolean = uniform and _is_exclusive_boolean_type(sub["items"])
+        except Exception as error:  # the SDK raises on such a schema as soon as a list comes
+            msg = f"{where}: {type(error).__name__}: {error}"
+            raise UnsupportedSchemaError(msg) from None
+        if uniform:
+            if items_object:
+                if "properties" not in sub["items"]:
+                    raise UnsupportedSchemaError(f"{where}: object items without properties")
+                plan.lists[name] = _ListPlan(objects=_plan(sub["items"], f"{where}."))
+            elif items_boolean:
+                plan.lists[name] = _ListPlan(booleans=True)
+        if is_object and "properties" in sub:
+            plan.objects[name] = _plan(sub, f"{where}.")
+        if is_boolean:
             booleans.append(name)
-    plan.booleans, plan.boolean_lists = tuple(booleans), tuple(boolean_lists)
+    plan.booleans = tuple(booleans)
     return plan
 
 
-class Conformer:
-    """Conforms records to one stream's schema, in place, as the SDK's rules say.
+#: Indentation of generated code past which an object is conformed by a function of its
+#: own: Python refuses 100 levels of indentation and 20 nested loops in one function.
+_MAX_DEPTH = 8
 
-    The schema is compiled into one straight-line Python function, so the work per
-    record is a set comparison per nested object and nothing else: no recursion, no
-    per-value type dispatch.
+
+class Conformer:
+    """Conforms records to one stream's schema as the SDK's rules say (type conformance
+    level RECURSIVE, the default), in place.
+
+    The schema is compiled into straight-line Python, so the work per record is a set
+    comparison per nested object and nothing else: no recursion, no per-value type
+    dispatch. ``check_values`` first makes sure a record holds only JSON types (see
+    :func:`is_plain`), for streams whose code adds values of its own; a record that does
+    not is conformed by the SDK's own function.
     """
 
-    def __init__(self, schema: dict) -> None:
+    def __init__(self, schema: dict, *, check_values: bool = True) -> None:
         #: Undeclared properties seen, for one warning (as the SDK gives).
         self.unmapped: set[str] = set()
+        self.check_values = check_values
+        self._schema = schema
         self._plans: list[_ObjectPlan] = []
+        self._functions: list[t.Callable[[dict], dict]] = []
+        self._conform = self._compile(_plan(schema))
+
+    def __call__(self, record: dict) -> dict:
+        """The compiled conformance, for records of JSON values (:func:`is_plain`)."""
+        return self._conform(record)
+
+    def encode(self, record: dict) -> bytes:
+        """``record`` conformed and serialised, as the SDK would, as JSON bytes.
+
+        Records of JSON values take the compiled conformance and msgspec; any other
+        (a value :func:`is_plain` refuses, a ``Decimal('NaN')`` msgspec refuses) takes
+        the SDK's conformance and the SDK's serialiser, so it is written as the SDK
+        writes it, down to values in places the SDK does not conform.
+        """
+        if not self.check_values or is_plain(record):
+            conformed = self._conform(record)
+            try:
+                return encoder.encode(conformed)
+            except (TypeError, ValueError, msgspec.EncodeError):
+                record = conformed  # the SDK's conformance of it is the same, NaN aside
+        return serialize_json(self.sdk(record)).encode()
+
+    def sdk(self, record: dict) -> dict:
+        """The SDK's own conformance of ``record``."""
+        out, unmapped = _conform_record_data_types(
+            record, self._schema, TypeConformanceLevel.RECURSIVE, None
+        )
+        self.unmapped.update(unmapped)
+        return out
+
+    def _compile(self, plan: _ObjectPlan) -> t.Callable[[dict], dict]:
         lines = ["def conform(o0):"]
-        self._emit(_plan(schema), "o0", "o0", lines, depth=1)
+        self._emit(plan, "o0", "o0", lines, depth=1)
         lines.append("    return o0")
         namespace = {
             "ALLOWED": [p.allowed for p in self._plans],
+            "FUNCTIONS": self._functions,
+            "Decimal": Decimal,
             "drop": self._drop_undeclared,
         }
-        exec(
-            compile("\n".join(lines), f"<conformer {len(self._plans)} objects>", "exec"), namespace
-        )
-        self._conform: t.Callable[[dict], dict] = namespace["conform"]
-
-    def __call__(self, record: dict) -> dict:
-        return self._conform(record)
+        source = "\n".join(lines)
+        exec(compile(source, f"<conformer {plan.path or 'record'}>", "exec"), namespace)
+        return namespace["conform"]
 
     def _drop_undeclared(self, obj: dict, index: int) -> dict:
         plan = self._plans[index]
@@ -202,7 +376,12 @@ class Conformer:
     ) -> None:
         """:meth:`_emit` as the body of an ``if``: an open object may need no lines."""
         before = len(lines)
-        self._emit(plan, var, slot, lines, depth)
+        if depth > _MAX_DEPTH:  # deep: a function of its own, called here
+            self._functions.append(self._compile(plan))  # after any deeper ones it made
+            index = len(self._functions) - 1
+            lines.append(f"{'    ' * depth}{slot} = FUNCTIONS[{index}]({var})")
+        else:
+            self._emit(plan, var, slot, lines, depth)
         if len(lines) == before:
             lines.append("    " * depth + "pass")
 
@@ -210,7 +389,8 @@ class Conformer:
         """Lines conforming the dict in ``var``, which lives at ``slot`` in its parent.
 
         Only when keys are dropped is there a new dict to store back, so the store
-        sits in that branch and costs nothing on a record the schema fits.
+        sits in that branch and costs nothing on a record the schema fits. Per property
+        the branches follow the SDK's order: a list, then a dict, then the value itself.
         """
         pad = "    " * depth
         index = len(self._plans)
@@ -220,25 +400,42 @@ class Conformer:
             lines.append(f"{pad}if not ALLOWED[{index}].issuperset({var}):")
             lines.append(f"{pad}    {target} = drop({var}, {index})")
         child = f"o{depth}"
-        for name, sub in plan.objects.items():
+        for name in plan.names:
+            lists, obj = plan.lists.get(name), plan.objects.get(name)
+            boolean = name in plan.booleans
+            if lists is None and obj is None and not boolean:
+                continue
             lines.append(f"{pad}{child} = {var}.get({name!r})")
-            lines.append(f"{pad}if type({child}) is dict:")
-            self._emit_block(sub, child, f"{var}[{name!r}]", lines, depth + 1)
-        for name, sub in plan.object_lists.items():
-            items, position = f"l{depth}", f"i{depth}"
-            lines.append(f"{pad}{items} = {var}.get({name!r})")
-            lines.append(f"{pad}if type({items}) is list:")
+            keyword = "if"
+            if lists is not None:
+                self._emit_list(lists, f"{var}[{name!r}]", child, lines, depth)
+                keyword = "elif"
+            if obj is not None:
+                lines.append(f"{pad}{keyword} type({child}) is dict:")
+                self._emit_block(obj, child, f"{var}[{name!r}]", lines, depth + 1)
+                keyword = "elif"
+            if boolean:  # the SDK keeps numbers with a fraction; None stays None
+                lines.append(
+                    f"{pad}{keyword} {child} is not None and type({child}) is not bool "
+                    f"and type({child}) is not Decimal:"
+                )
+                lines.append(f"{pad}    {var}[{name!r}] = {child} != 0")
+
+    def _emit_list(
+        self, plan: _ListPlan, slot: str, var: str, lines: list[str], depth: int
+    ) -> None:
+        pad = "    " * depth
+        lines.append(f"{pad}if type({var}) is list:")
+        if plan.booleans:
+            lines.append(
+                f"{pad}    {slot} = [v if v is None or type(v) is bool or type(v) is Decimal "
+                f"else v != 0 for v in {var}]"
+            )
+        elif plan.objects is not None:
+            items, position, child = f"l{depth}", f"i{depth}", var  # the list is in items
+            lines.append(f"{pad}    {items} = {var}")
             lines.append(f"{pad}    for {position}, {child} in enumerate({items}):")
             lines.append(f"{pad}        if type({child}) is dict:")
-            self._emit_block(sub, child, f"{items}[{position}]", lines, depth + 3)
-        for name in plan.booleans:
-            lines.append(f"{pad}{child} = {var}.get({name!r})")
-            lines.append(f"{pad}if {child} is not None and type({child}) is not bool:")
-            lines.append(f"{pad}    {var}[{name!r}] = {child} != 0")
-        for name in plan.boolean_lists:
-            lines.append(f"{pad}{child} = {var}.get({name!r})")
-            lines.append(f"{pad}if type({child}) is list:")
-            lines.append(
-                f"{pad}    {var}[{name!r}] = "
-                f"[v if v is None or type(v) is bool else v != 0 for v in {child}]"
-            )
+            self._emit_block(plan.objects, child, f"{items}[{position}]", lines, depth + 3)
+        else:
+            lines.append(f"{pad}    pass")

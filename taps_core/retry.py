@@ -63,6 +63,17 @@ class RetryPolicy:
     max_wait_seconds: float = 60.0
     statuses: frozenset[int] = field(default=RETRYABLE_STATUSES)
 
+    @classmethod
+    def from_config(
+        cls, config: t.Mapping[str, t.Any], statuses: frozenset[int] = RETRYABLE_STATUSES
+    ) -> RetryPolicy:
+        """The policy the tap's settings ask for, so data and token requests share it."""
+        return cls(
+            backoff_factor=float(config.get("backoff_factor", 2.0)),
+            max_wait_seconds=float(config.get("max_retry_wait_seconds", 60.0)),
+            statuses=statuses,
+        )
+
     def computed_wait(self, retry_number: int) -> float:
         """Exponential backoff: factor, 2*factor, 4*factor... for retries 1, 2, 3..."""
         return self.backoff_factor * (2 ** (retry_number - 1))

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import logging
+import math
 import sys
 import typing as t
+import unicodedata
 from datetime import datetime
 from functools import cached_property
+from urllib.parse import urlsplit
 
 from singer_sdk import Tap
 from singer_sdk import typing as th
@@ -14,19 +17,42 @@ from singer_sdk.configuration._dict_config import merge_missing_config_jsonschem
 from singer_sdk.exceptions import ConfigValidationError
 
 from taps_core import inputs, logs, settings_check
-from taps_core.errors import ConfigError, TapError
+from taps_core.budget import RequestBudget
+from taps_core.errors import FAILED_STREAM_ATTRIBUTE, ConfigError, TapError, one_line
 from taps_core.records import FastWriter
+from taps_core.records import stdout as gathered_records
 from taps_core.redact import install as install_redaction
 from taps_core.redact import redact, register_secret
+from taps_core.retry import RetryPolicy
+from taps_core.signals import handle_termination
 
 if t.TYPE_CHECKING:
     from taps_core.client import CollectionStream
 
-#: Settings of every tap: how hard to retry, how long to wait.
+
+def request_budget_setting(per_minute: float) -> th.Property:
+    """``max_requests_per_minute`` with the default a tap's contract names.
+
+    Every tap has the setting (it is in :data:`COMMON_SETTINGS`, off by default); a tap
+    whose API names a rate limit lists this after ``*COMMON_SETTINGS`` with that limit,
+    and the later property takes the earlier one's place.
+    """
+    return th.Property(
+        "max_requests_per_minute",
+        th.NumberType(minimum=0),
+        default=per_minute,
+        description=(
+            "Most data requests in any 60 seconds, spaced evenly (no bursts), shared by "
+            "every stream of the sync; 0 turns pacing off."
+        ),
+    )
+
+
+#: Settings of every tap: how hard to retry, how long to wait, how fast to ask.
 COMMON_SETTINGS = th.PropertiesList(
     th.Property(
         "max_retry_wait_seconds",
-        th.NumberType,
+        th.NumberType(minimum=0),
         default=60,
         description=(
             "Longest wait before a retry, in seconds, even when the API's Retry-After asks "
@@ -35,7 +61,7 @@ COMMON_SETTINGS = th.PropertiesList(
     ),
     th.Property(
         "backoff_factor",
-        th.NumberType,
+        th.NumberType(minimum=0),
         default=2,
         description=(
             "Exponential backoff factor: retries wait factor, 2*factor, 4*factor seconds "
@@ -44,10 +70,11 @@ COMMON_SETTINGS = th.PropertiesList(
     ),
     th.Property(
         "request_timeout",
-        th.IntegerType,
+        th.IntegerType(minimum=1),
         default=300,
         description="Seconds to wait for the API to answer one request.",
     ),
+    request_budget_setting(0),
 )
 
 
@@ -60,14 +87,45 @@ class CollectionTap(Tap):
     message_writer_class = FastWriter
     #: The distribution all five taps ship in, for the version the SDK reports.
     package_name = "singer-tap-collection"
+    #: SIGTERM and SIGINT stop at a safe point with a last STATE (taps_core.signals).
+    _handle_termination = handle_termination
 
     def discover_streams(self) -> list[CollectionStream]:
         return [stream_type(tap=self) for stream_type in self.stream_types]
 
+    def sync_all(self) -> None:
+        """The SDK's sync, then out with the RECORD lines still gathered.
+
+        Gathered lines leave with the next SCHEMA or STATE message; a sync whose last
+        state equals the one before writes no final STATE, and its last records would
+        wait for the process to exit, or, run in-process, land in the next sync's output.
+        """
+        try:
+            super().sync_all()
+        finally:
+            gathered_records.flush()
+
+    @cached_property
+    def budget(self) -> RequestBudget:
+        """One request budget for the whole sync: every stream spends the API's limit."""
+        return RequestBudget(float(self.config.get("max_requests_per_minute") or 0))
+
     @cached_property
     def authenticator(self) -> t.Any:
-        """One authenticator for the whole sync, shared by every stream."""
-        return self.build_authenticator()
+        """One authenticator for the whole sync, shared by every stream.
+
+        An authenticator that makes requests of its own (an OAuth2 token request)
+        gets the tap's retry settings and ``request_timeout`` here, once for all taps.
+        """
+        auth = self.build_authenticator()
+        use_tap_settings = getattr(auth, "use_tap_settings", None)
+        if use_tap_settings is not None:
+            use_tap_settings(
+                policy=RetryPolicy.from_config(self.config),
+                timeout=float(self.config.get("request_timeout", 300)),
+                logger=self.logger,
+            )
+        return auth
 
     def build_authenticator(self) -> t.Any:
         """The tap's ``requests`` auth object, built from its settings."""
@@ -76,24 +134,66 @@ class CollectionTap(Tap):
     def _validate_config(self, *, raise_errors: bool = True) -> list[str]:
         """Register secrets before anything can log them, and word errors for users."""
         install_redaction()
-        secret_names = {
-            name
-            for name, spec in self.config_jsonschema.get("properties", {}).items()
-            if spec.get("secret") or spec.get("writeOnly")
-        }
-        for name in secret_names:
-            register_secret(self._config.get(name))
+        errors = self._clean_secrets()
         self._coerce_numeric_strings()
         try:
-            errors = super()._validate_config(raise_errors=raise_errors)
+            errors += super()._validate_config(raise_errors=raise_errors)
         except ConfigValidationError as error:
-            errors = list(error.errors) or [str(error)]
+            errors += list(error.errors) or [str(error)]
         errors += self._date_time_errors()
+        errors += self._finite_number_errors()
+        errors += self._url_errors()
         errors += self._user_checks(warn=raise_errors)
         if errors and raise_errors:
             problems = "; ".join(redact(e) for e in errors)
             msg = f"{self.name}: the settings are not valid: {problems}."
             raise ConfigError(msg)
+        return errors
+
+    def _clean_secrets(self) -> list[str]:
+        """Register every secret setting, strip it, and refuse control characters in it.
+
+        Secrets pasted or read from a file often end in a newline; sent in a header,
+        it makes requests raise with the value in its message. Whitespace around a
+        secret is never part of it, so it goes (said at INFO, by name only); a control
+        character inside one cannot be meant and cannot travel in a header, so it is
+        refused. Both the value as given and as used are registered first.
+        """
+        errors = []
+        for name, spec in self.config_jsonschema.get("properties", {}).items():
+            if not (spec.get("secret") or spec.get("writeOnly")):
+                continue
+            value = self._config.get(name)
+            register_secret(value)
+            if not isinstance(value, str):
+                continue
+            stripped = value.strip()
+            if stripped != value:
+                register_secret(stripped)
+                self._config[name] = stripped
+                self.logger.info("Setting %s: removed whitespace around its value.", name)
+            if any(unicodedata.category(c) == "Cc" for c in stripped):
+                errors.append(
+                    f"{name} contains a control character (a line break, tab or similar) "
+                    "inside its value; secrets never do"
+                )
+        return errors
+
+    def _url_errors(self) -> list[str]:
+        """Any ``*_url`` setting (a token URL) must be an http(s) URL with a host.
+
+        Without this, a URL missing its scheme fails inside requests, with requests'
+        words, once per stream. ``base_url`` gets a fuller check, with the fix written
+        out, in :mod:`taps_core.settings_check`.
+        """
+        errors = []
+        for name in self.config_jsonschema.get("properties", {}):
+            value = self._config.get(name)
+            if name == "base_url" or not name.endswith("_url") or not isinstance(value, str):
+                continue
+            parts = urlsplit(value.strip())
+            if parts.scheme not in ("http", "https") or not parts.netloc:
+                errors.append(f"{name} must be an http:// or https:// URL with a host name")
         return errors
 
     def _coerce_numeric_strings(self) -> None:
@@ -116,6 +216,19 @@ class CollectionTap(Tap):
             except ValueError:
                 pass  # left as it is: validation names the setting
 
+    def _finite_number_errors(self) -> list[str]:
+        """NaN and infinity pass JSON Schema's ``minimum`` (every comparison is false).
+
+        They reach a config as ``"nan"`` through :meth:`_coerce_numeric_strings`, or as
+        ``NaN`` in a JSON file, and would crash the first retry's wait.
+        """
+        errors = []
+        for name in self.config_jsonschema.get("properties", {}):
+            value = self._config.get(name)
+            if isinstance(value, float) and not math.isfinite(value):
+                errors.append(f"{name} must be a finite number, not {value}")
+        return errors
+
     def _date_time_errors(self) -> list[str]:
         """JSON Schema validation does not assert formats: check date-time settings here."""
         errors = []
@@ -129,6 +242,9 @@ class CollectionTap(Tap):
                         f"{name} must be an ISO 8601 date-time such as 2024-01-31T00:00:00Z"
                     )
         return errors
+
+    #: The longest failure line: room for the tap's words and an API's 300 characters.
+    max_failure_line: t.ClassVar[int] = 1000
 
     def _user_checks(self, *, warn: bool) -> list[str]:
         """The tap's log level first, then the settings users get wrong (settings_check).
@@ -182,11 +298,11 @@ class CollectionTap(Tap):
 
     @classmethod
     def main(cls) -> None:
-        """Console entry point: the SDK's CLI, with failures told in one paragraph.
+        """Console entry point: the SDK's CLI, with every failure told in one line.
 
         A :class:`TapError` is expected (bad settings, a refused request) and is told
-        without a traceback; anything else is a bug, told the same way, with the
-        traceback at DEBUG.
+        as it is; anything else is a bug, told with its type, the stream it broke and
+        its message on one line, redacted and bounded, with the traceback at DEBUG.
         """
         install_redaction()
         command = cls.cli
@@ -196,9 +312,16 @@ class CollectionTap(Tap):
             cls._fail(str(error))
         except Exception as error:
             cls.logger.debug("Traceback of the failure below", exc_info=True)
-            cls._fail(f"{cls.name} failed unexpectedly: {type(error).__name__}: {error}")
+            stream = getattr(error, FAILED_STREAM_ATTRIBUTE, None)
+            where = f" stream '{stream}'" if stream else ""
+            text = one_line(str(error))
+            cls._fail(
+                f"{cls.name}{where} failed unexpectedly: {type(error).__name__}"
+                f"{': ' + text if text else ''}"
+            )
 
     @classmethod
     def _fail(cls, message: str) -> t.NoReturn:
-        logging.getLogger(cls.name).error(message)
+        """Log the one ERROR line of a failure, redacted and on one line, and exit 1."""
+        logging.getLogger(cls.name).error(one_line(message, limit=cls.max_failure_line))
         sys.exit(1)

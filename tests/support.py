@@ -7,23 +7,30 @@ import decimal
 import io
 import json
 import os
+import re
 import subprocess
 import sys
 import typing as t
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timezone
 from pathlib import Path
 
 from singer_sdk import Tap
 
+from tap_bookings.tap import TapBookings
+from tap_inventory.tap import TapInventory
 from tap_invoicing.tap import TapInvoicing
+from tap_reporting.tap import TapReporting
 from tap_rewards.tap import TapRewards
 
 ROOT = Path(__file__).resolve().parent.parent
 VENV_BIN = Path(sys.executable).parent
-#: Fast retries in tests; the policy itself (factor 2) is tested with a fake clock.
-FAST_RETRIES = {"backoff_factor": 0.01, "max_retry_wait_seconds": 5}
+MELTANO = str(VENV_BIN / "meltano")
+#: Fast retries in tests; the policy itself (factor 2) is tested with a fake clock. No
+#: pacing either: the sandbox has no rate limit unless a test switches one on, and the
+#: tests of the request budget set ``max_requests_per_minute`` themselves.
+FAST_RETRIES = {"backoff_factor": 0.01, "max_retry_wait_seconds": 5, "max_requests_per_minute": 0}
 
 
 @dataclass(frozen=True)
@@ -49,6 +56,10 @@ class TapCase:
     derived: dict[str, frozenset[str]] = field(default_factory=dict)
     #: Top-level fields the tap converts, by name.
     converted: dict[str, Converted] = field(default_factory=dict)
+    #: Settings every test run of this tap gets (a start_date that reaches the data).
+    settings: dict[str, t.Any] = field(default_factory=dict)
+    #: What the tap does to every record besides ``converted`` (nested fields too).
+    rewrite: t.Callable[[dict], dict] | None = None
 
     @property
     def name(self) -> str:
@@ -63,6 +74,7 @@ class TapCase:
             "base_url": sandbox.base_url(self.api),
             **sandbox.credentials(self.api),
             **FAST_RETRIES,
+            **self.settings,
             **overrides,
         }
 
@@ -72,6 +84,43 @@ def vendor_text_to_rfc3339(value: str | None) -> str | None:
     if value is None or value == "0000-00-00 00:00:00":
         return None
     return datetime.strptime(value, "%Y-%m-%d %H:%M:%S").strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+_COLONLESS = re.compile(r"(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d+)?[+-]\d{2})(\d{2})")
+
+
+def colon_offsets(value: t.Any) -> t.Any:
+    """Every ``...T04:03:52+0000`` below ``value`` as RFC 3339 (``+00:00``), in a copy."""
+    if isinstance(value, dict):
+        return {k: colon_offsets(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [colon_offsets(v) for v in value]
+    if isinstance(value, str):
+        match = _COLONLESS.fullmatch(value)
+        if match:
+            return f"{match[1]}:{match[2]}"
+    return value
+
+
+def key_value(value: t.Any) -> t.Any:
+    """A key value as a warehouse compares it: a timestamp, as the API's text
+    (``2025-06-30T00:00:00+0000``) or as a loaded TIMESTAMP, becomes naive UTC."""
+    if isinstance(value, str) and _TIMESTAMP_TEXT.fullmatch(value):
+        value = datetime.fromisoformat(_COLONLESS.sub(r"\1:\2", value.replace("Z", "+00:00")))
+    if isinstance(value, datetime) and value.tzinfo is not None:
+        value = value.astimezone(timezone.utc).replace(tzinfo=None)
+    return value
+
+
+_TIMESTAMP_TEXT = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:?\d{2})")
+
+
+def offset_with_colon(value: str | None) -> str | None:
+    """``2024-03-05T12:06:10+0530`` as RFC 3339 (``2024-03-05T12:06:10+05:30``): same instant."""
+    if value is None:
+        return None
+    moment = datetime.strptime(value, "%Y-%m-%dT%H:%M:%S%z")
+    return moment.isoformat()
 
 
 #: Every tap, as each issue adds one.
@@ -88,7 +137,61 @@ TAPS = [
             )
         },
     ),
+    TapCase(
+        TapInventory,
+        "inventory",
+        converted={
+            name: Converted({"type": ["string", "null"], "format": "date-time"}, offset_with_colon)
+            for name in ("created_time", "last_modified_time")
+        },
+    ),
+    TapCase(
+        TapReporting,
+        "reporting",
+        derived={"transactions": frozenset({"transaction_id", "transaction_updated_date"})},
+        # The sandbox's transactions begin 2023-07-01; 31-day windows keep syncs short.
+        settings={"start_date": "2023-07-01T00:00:00Z", "window_days": 31},
+        rewrite=colon_offsets,
+    ),
 ]
+
+
+_VENDOR_TICKS = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{7}")
+
+
+def vendor_ticks_to_rfc3339(value: t.Any) -> t.Any:
+    """Every ``2022-09-21T13:22:16.3881969`` in ``value``, nested ones too, as RFC 3339.
+
+    The bookings API writes instants with no zone (UTC) and seven fractional digits; the
+    tap must emit them with ``+00:00`` and all seven digits. The oracle goes by the text,
+    not by the tap's schema: only timestamps look like this in the sandbox's records.
+    """
+    if isinstance(value, str):
+        return value + "+00:00" if _VENDOR_TICKS.fullmatch(value) else value
+    if isinstance(value, list):
+        return [vendor_ticks_to_rfc3339(v) for v in value]
+    if isinstance(value, dict):
+        return {k: vendor_ticks_to_rfc3339(v) for k, v in value.items()}
+    return value
+
+
+_BOOKINGS_FIELDS = json.loads((ROOT / "api_sandbox" / "fields" / "bookings.json").read_text())
+TAPS.append(
+    TapCase(
+        TapBookings,
+        "bookings",
+        converted={
+            name: Converted({}, vendor_ticks_to_rfc3339)
+            for schema in _BOOKINGS_FIELDS.values()
+            for name in schema["properties"]
+        },
+    )
+)
+
+
+def instant(text: str) -> datetime:
+    """An RFC 3339 timestamp as the instant it names (``Z`` or any offset)."""
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
 
 
 def tap_case(api: str) -> TapCase:
@@ -229,7 +332,7 @@ def converted_truth(case: TapCase, record: dict) -> dict:
     for name, conversion in case.converted.items():
         if name in out:
             out[name] = conversion.value(out[name])
-    return out
+    return case.rewrite(out) if case.rewrite else out
 
 
 def _dummy_config(case: TapCase) -> dict:
@@ -254,3 +357,61 @@ def shared_sandbox() -> t.Any:
         _shared.__enter__()
         atexit.register(_shared.__exit__, None, None, None)
     return _shared
+
+
+def meltano_run(
+    case: TapCase, sandbox: t.Any, tmp_path: Path, loader: str, *args: str, **env: str
+) -> subprocess.CompletedProcess:
+    """``meltano run`` of the tap into ``loader`` in the sandbox environment.
+
+    The tap is pointed at ``sandbox`` through its ``TAP_<NAME>_*`` variables, as a user
+    overrides a setting; state lives under ``tmp_path`` and is not updated unless
+    ``args`` says otherwise (``--state-id-suffix``...).
+    """
+    prefix = case.name.upper().replace("-", "_")
+    environment = {
+        **os.environ,
+        "MELTANO_SEND_ANONYMOUS_USAGE_STATS": "false",
+        "MELTANO_CLI_DISABLE_VERSION_CHECK": "true",
+        "MELTANO_STATE_BACKEND_URI": f"file://{tmp_path}/state",
+        f"{prefix}_BASE_URL": sandbox.base_url(case.api),
+        # From the environment a number arrives as text: the tap must take it.
+        f"{prefix}_BACKOFF_FACTOR": "0.01",
+        f"{prefix}_MAX_REQUESTS_PER_MINUTE": "0",
+        **{f"{prefix}_{k.upper()}": str(v) for k, v in sandbox.credentials(case.api).items()},
+        **env,
+    }
+    return subprocess.run(
+        [
+            MELTANO,
+            "--environment=sandbox",
+            "run",
+            *(args or ("--no-state-update",)),
+            case.name,
+            loader,
+        ],
+        cwd=ROOT,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+
+
+def missing_properties(schema: dict, value: t.Any, where: str) -> list[str]:
+    """Every property ``schema`` names that ``value`` lacks, recursively into non-null values.
+
+    For the sandbox tests: the sandbox must serve every field of ``api-fields/<api>.json``.
+    """
+    missing: list[str] = []
+    if isinstance(value, dict):
+        for key, sub in schema.get("properties", {}).items():
+            if key not in value:
+                missing.append(f"{where}.{key}")
+            else:
+                missing += missing_properties(sub, value[key], f"{where}.{key}")
+    elif isinstance(value, list) and "items" in schema:
+        for i, item in enumerate(value):
+            missing += missing_properties(schema["items"], item, f"{where}[{i}]")
+    return missing

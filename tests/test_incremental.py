@@ -2,16 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-
-from tests.support import catalog_selecting, sync_in_process, tap_case
+from tests.support import catalog_selecting, instant, sync_in_process, tap_case
 
 REWARDS = tap_case("rewards")
 INCREMENTAL = ("orders", "balance_transactions")
-
-
-def instant(text: str) -> datetime:
-    return datetime.fromisoformat(text.replace("Z", "+00:00"))
 
 
 def test_second_sync_with_state_emits_only_records_created_since(sandbox):

@@ -2,51 +2,31 @@
 
 from __future__ import annotations
 
+import decimal
 import json
-import os
-import subprocess
 import typing as t
 
 import duckdb
 import pytest
 
-from tests.support import ROOT, TAPS, VENV_BIN, tap_case
-
-MELTANO = str(VENV_BIN / "meltano")
+from tests.support import (
+    ROOT,
+    TAPS,
+    assert_matches_ground_truth,
+    key_value,
+    meltano_run,
+    tap_case,
+)
 
 pytestmark = pytest.mark.skipif(
     not (ROOT / ".meltano").exists(), reason="run scripts/setup.sh first (meltano install)"
 )
 
 
-def _meltano_run(case, sandbox, tmp_path, loader: str, **env: str) -> subprocess.CompletedProcess:
-    prefix = case.name.upper().replace("-", "_")
-    environment = {
-        **os.environ,
-        "MELTANO_SEND_ANONYMOUS_USAGE_STATS": "false",
-        "MELTANO_CLI_DISABLE_VERSION_CHECK": "true",
-        "MELTANO_STATE_BACKEND_URI": f"file://{tmp_path}/state",
-        f"{prefix}_BASE_URL": sandbox.base_url(case.api),
-        # From the environment a number arrives as text: the tap must take it.
-        f"{prefix}_BACKOFF_FACTOR": "0.01",
-        **{f"{prefix}_{k.upper()}": str(v) for k, v in sandbox.credentials(case.api).items()},
-        **env,
-    }
-    return subprocess.run(
-        [MELTANO, "--environment=sandbox", "run", "--no-state-update", case.name, loader],
-        cwd=ROOT,
-        env=environment,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
-
-
 @pytest.mark.parametrize("case", TAPS, ids=lambda case: case.name)
 def test_meltano_run_into_duckdb_lands_every_row_once(case, shared, tmp_path):
     database = tmp_path / "warehouse.duckdb"
-    proc = _meltano_run(
+    proc = meltano_run(
         case, shared, tmp_path, "target-duckdb", TARGET_DUCKDB_FILEPATH=str(database)
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -70,7 +50,8 @@ def test_meltano_run_into_duckdb_lands_every_row_once(case, shared, tmp_path):
             assert len(rows) == len(truth), f"{stream}: {len(rows)} rows, sandbox has {len(truth)}"
             assert len(set(rows)) == len(rows), f"{stream}: duplicate keys"
             if set(keys) <= {k for r in truth for k in r}:
-                assert set(rows) == {tuple(r[k] for k in keys) for r in truth}, stream
+                landed = {tuple(key_value(v) for v in row) for row in rows}
+                assert landed == {tuple(key_value(r[k]) for k in keys) for r in truth}, stream
 
 
 # Lists whose every value the API sends as text: rewards organizations (id, name,
@@ -83,7 +64,7 @@ def test_an_all_text_table_keeps_its_first_row(api, stream, key, shared, tmp_pat
     """duckdb >= 1.1 makes target-duckdb guess a CSV header: a table of text loses row 1."""
     case = tap_case(api)
     database = tmp_path / "warehouse.duckdb"
-    proc = _meltano_run(
+    proc = meltano_run(
         case, shared, tmp_path, "target-duckdb", TARGET_DUCKDB_FILEPATH=str(database)
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -100,7 +81,7 @@ def test_an_all_text_table_keeps_its_first_row(api, stream, key, shared, tmp_pat
 def test_meltano_run_into_jsonl_writes_one_file_a_stream(case, shared, tmp_path):
     out = tmp_path / "jsonl"
     out.mkdir()
-    proc = _meltano_run(
+    proc = meltano_run(
         case, shared, tmp_path, "target-jsonl", TARGET_JSONL_DESTINATION_PATH=str(out)
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -117,7 +98,7 @@ def test_invoicing_lastupdate_lands_in_duckdb_as_the_timestamp_the_api_sent(shar
     """The text ``2024-01-31 12:00:00`` arrives as a TIMESTAMP with the same digits."""
     case = tap_case("invoicing")
     database = tmp_path / "warehouse.duckdb"
-    proc = _meltano_run(
+    proc = meltano_run(
         case, shared, tmp_path, "target-duckdb", TARGET_DUCKDB_FILEPATH=str(database)
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -134,3 +115,34 @@ def test_invoicing_lastupdate_lands_in_duckdb_as_the_timestamp_the_api_sent(shar
                     assert value is None, stream
                 else:
                     assert value.strftime("%Y-%m-%d %H:%M:%S") == sent, stream
+
+
+def test_bookings_lands_in_jsonl_record_for_record_as_the_sandbox_sent_it(shared, tmp_path):
+    """Every value through Meltano, nested ones and the converted timestamps included."""
+    case = tap_case("bookings")
+    out = tmp_path / "jsonl"
+    out.mkdir()
+    proc = meltano_run(
+        case, shared, tmp_path, "target-jsonl", TARGET_JSONL_DESTINATION_PATH=str(out)
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    for stream in shared.streams("bookings"):
+        truth = shared.records("bookings", stream)
+        path = out / f"{stream}.jsonl"
+        text = path.read_text() if truth else ""
+        lines = [json.loads(line, parse_float=decimal.Decimal) for line in text.splitlines()]
+        assert_matches_ground_truth(case, stream, lines, truth)
+
+
+def test_bookings_modified_lands_in_duckdb_as_the_instant_the_api_sent(shared, tmp_path):
+    """``2022-09-21T13:22:16.3881969`` (UTC) arrives as that TIMESTAMP, to DuckDB's µs."""
+    case = tap_case("bookings")
+    database = tmp_path / "warehouse.duckdb"
+    proc = meltano_run(
+        case, shared, tmp_path, "target-duckdb", TARGET_DUCKDB_FILEPATH=str(database)
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    with duckdb.connect(str(database), read_only=True) as con:
+        loaded = dict(con.execute('select id, "modified" from tap_bookings.account').fetchall())
+    for record in shared.records("bookings", "account"):
+        assert loaded[record["id"]].strftime("%Y-%m-%dT%H:%M:%S.%f") == record["modified"][:-1]

@@ -7,11 +7,15 @@ The sandbox follows the contract, so these cases use a hand-made server
 from __future__ import annotations
 
 import json
+import random
 
 from pytest_httpserver import HTTPServer
+from singer_sdk.pagination import JSONPathPaginator
 from werkzeug import Request, Response
 
+from tap_rewards.streams import OrdersStream
 from tap_rewards.tap import TapRewards
+from taps_core.pagination import KeyHashes
 from tests.support import FAST_RETRIES, catalog_selecting, sync_in_process
 
 
@@ -41,6 +45,22 @@ def test_a_list_that_ignores_offset_is_read_once_not_forever(httpserver: HTTPSer
     assert calls == ["0", "100"]
 
 
+def test_a_list_that_ignores_offset_without_a_total_is_read_three_times_not_forever(
+    httpserver: HTTPServer,
+):
+    """Page 2 equal to page 1 is also what exactly a page of new rows makes: read on once."""
+    calls = []
+
+    def same_page_always(request: Request) -> Response:
+        calls.append(request.args.get("offset"))
+        body = {"orders": [_order(i) for i in range(100)]}
+        return Response(json.dumps(body), content_type="application/json")
+
+    records = _sync_orders(httpserver, same_page_always)
+    assert [r["id"] for r in records] == [f"ord-{i:05d}" for i in range(100)]
+    assert calls == ["0", "100", "200"]
+
+
 def test_rows_shifted_onto_the_next_page_are_emitted_once(httpserver: HTTPServer):
     """A newest-first list that grows mid-sync pushes the last row of a page onto the next."""
 
@@ -55,3 +75,83 @@ def test_rows_shifted_onto_the_next_page_are_emitted_once(httpserver: HTTPServer
     records = _sync_orders(httpserver, shifting)
     ids = [r["id"] for r in records]
     assert len(ids) == len(set(ids)) == 250
+
+
+def _cycling(pages: list[list[dict]], total: int | None, calls: list, cap: int = 40):
+    """Pages A, B, A, B... at growing offsets; empty after ``cap`` requests."""
+
+    def handler(request: Request) -> Response:
+        calls.append(request.args.get("offset"))
+        rows = pages[(len(calls) - 1) % len(pages)] if len(calls) <= cap else []
+        body: dict = {"orders": rows}
+        if total is not None:
+            body["total_count"] = total
+        return Response(json.dumps(body), content_type="application/json")
+
+    return handler
+
+
+A = [_order(i) for i in range(100)]
+B = [_order(i) for i in range(100, 200)]
+
+
+def test_pages_cycling_a_b_a_b_without_a_total_end_and_emit_each_row_once(
+    httpserver: HTTPServer,
+):
+    calls: list = []
+    records = _sync_orders(httpserver, _cycling([A, B], None, calls))
+    ids = [r["id"] for r in records]
+    assert sorted(ids) == [f"ord-{i:05d}" for i in range(200)]
+    assert len(calls) <= 5
+
+
+def test_pages_cycling_a_b_a_b_under_a_total_that_does_not_grow_end_on_the_first_repeat(
+    httpserver: HTTPServer,
+):
+    calls: list = []
+    records = _sync_orders(httpserver, _cycling([A, B], 100_000, calls))
+    assert sorted(r["id"] for r in records) == [f"ord-{i:05d}" for i in range(200)]
+    assert calls == ["0", "100", "200"]
+
+
+class CursorOrders(OrdersStream):
+    """Orders paged by a cursor the reply names (``next``), as several APIs do."""
+
+    def get_new_paginator(self) -> JSONPathPaginator:
+        return JSONPathPaginator("$.next")
+
+    def get_url_params(self, context, next_page_token) -> dict:
+        return {"cursor": next_page_token} if next_page_token else {}
+
+
+def test_a_cursor_that_comes_back_to_a_page_already_read_ends_the_list(httpserver: HTTPServer):
+    """Cursors c1, c2, c1...: the page at c1 again repeats what was read there."""
+    calls: list = []
+    following = {None: "c1", "c1": "c2", "c2": "c1"}
+    rows = {None: A, "c1": B, "c2": [_order(i) for i in range(200, 300)]}
+
+    def handler(request: Request) -> Response:
+        cursor = request.args.get("cursor")
+        calls.append(cursor)
+        body = {"orders": rows[cursor] if len(calls) <= 40 else [], "next": following[cursor]}
+        return Response(json.dumps(body), content_type="application/json")
+
+    httpserver.expect_request("/v2/orders").respond_with_handler(handler)
+    tap = type("TapUnderTest", (TapRewards,), {"stream_types": [CursorOrders]})
+    config = {"api_key": "k" * 12, "base_url": httpserver.url_for("").rstrip("/"), **FAST_RETRIES}
+    result = sync_in_process(tap, config, catalog=catalog_selecting(tap, config, "orders"))
+    assert sorted(r["id"] for r in result.records("orders")) == [f"ord-{i:05d}" for i in range(300)]
+    assert calls == [None, "c1", "c2", "c1"]
+
+
+def test_the_key_table_holds_every_key_of_a_long_sync_and_reports_each_repeat():
+    """Far past its first size, zero included, a repeat inside one batch too."""
+    rng = random.Random(5)
+    table = KeyHashes()
+    batches = [[rng.getrandbits(64) - 2**63 for _ in range(100)] for _ in range(1000)]
+    batches[0][:2] = [0, 1]  # zero is stored as one: the two are the same slot's value
+    for batch in batches:
+        assert table.add_new(batch) == ([1] if batch is batches[0] else [])
+    assert len(table) == 100_000 - 1
+    assert all(b[-1] in table for b in batches)
+    assert table.add_new([batches[7][3], 12345, batches[900][99], 12345]) == [0, 2, 3]

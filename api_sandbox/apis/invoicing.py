@@ -172,6 +172,7 @@ class InvoicingApi(Api):
                 },
                 modify=cycle_field("UNIT", UNITS),
                 time_field=None,
+                id_field="ARTICLE_ID",
             ),
             self._document_spec("revenues", fields["revenues"]),
             StreamSpec(
@@ -206,6 +207,7 @@ class InvoicingApi(Api):
                     "LASTUPDATE": self._last_update,
                 },
                 modify=cycle_field("CUSTOMER_TYPE", ("business", "consumer")),
+                id_field="CUSTOMER_ID",
             ),
         ]
 
@@ -341,6 +343,7 @@ class InvoicingApi(Api):
             paginated=True,
             overrides={"": document},
             modify=cycle_field("IS_CANCELED", ("0", "1")),
+            id_field="INVOICE_ID",
         )
 
     # -- API surface -----------------------------------------------------------------------

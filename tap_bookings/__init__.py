@@ -1,0 +1,1 @@
+"""tap-bookings: a Singer tap for the bookings API (seed 003)."""

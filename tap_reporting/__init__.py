@@ -1,0 +1,1 @@
+"""tap-reporting: a Singer tap for the reporting API (seed 001)."""
