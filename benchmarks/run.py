@@ -49,7 +49,11 @@ TARGETS: tuple[tuple[str, str, str, str, float], ...] = (
     ("tap / floor time", "tap", "floor", "<=", 2.0),
     ("dlt-extract / tap time", "dlt-extract", "tap", ">=", 1.5),
     ("dlt-run / tap|target-duckdb time", "dlt-run", "tap|target-duckdb", ">=", 1.5),
+    # issue 18: a deselected field is pruned on the fast path, not a fall back to the SDK's
+    ("tap-deselected / tap time", "tap-deselected", "tap", "<=", 1.10),
 )
+#: The field the tap-deselected contender leaves out (a nested one, the harder case).
+DESELECTED = ("payment", "fees")
 MEMORY_SIZES = (100_000, 1_000_000)
 MEMORY_TOLERANCE = 1.10  # issue 7: peak RSS at 1M within 10% of that at 100k
 
@@ -344,6 +348,7 @@ class Setup:
     records: int
     tap_config: Path = field(init=False)
     catalog: Path = field(init=False)
+    catalog_deselected: Path = field(init=False)
 
     def __post_init__(self) -> None:
         self.tap_config = self.work / "tap-config.json"
@@ -361,15 +366,18 @@ class Setup:
             cwd=ROOT,
             env=_base_env(),
         ).stdout
-        self.catalog.write_text(json.dumps(orders_only(json.loads(discovered))))
+        catalog = orders_only(json.loads(discovered))
+        self.catalog.write_text(json.dumps(catalog))
+        self.catalog_deselected = self.work / "catalog-deselected.json"
+        self.catalog_deselected.write_text(json.dumps(deselecting(catalog, DESELECTED)))
 
-    def tap_argv(self) -> list[str]:
+    def tap_argv(self, catalog: Path | None = None) -> list[str]:
         return [
             str(PROJECT_BIN / "tap-rewards"),
             "--config",
             str(self.tap_config),
             "--catalog",
-            str(self.catalog),
+            str(catalog or self.catalog),
         ]
 
 
@@ -385,6 +393,19 @@ def orders_only(catalog: dict[str, Any]) -> dict[str, Any]:
     if not found:
         raise BenchError("tap-rewards --discover has no orders stream")
     return catalog
+
+
+def deselecting(catalog: dict[str, Any], path: tuple[str, ...]) -> dict[str, Any]:
+    """The catalog with the orders property at ``path`` marked ``selected: false``."""
+    crumb = [part for name in path for part in ("properties", name)]
+    for stream in catalog["streams"]:
+        if stream["tap_stream_id"] != "orders":
+            continue
+        for entry in stream["metadata"]:
+            if entry["breadcrumb"] == crumb:
+                entry["metadata"]["selected"] = False
+                return catalog
+    raise BenchError(f"tap-rewards --discover has no orders property {'.'.join(path)}")
 
 
 @dataclass
@@ -403,6 +424,10 @@ def floor_run(setup: Setup, rundir: Path) -> Measurement:
 
 def tap_run(setup: Setup, rundir: Path) -> Measurement:
     return run_parts([Part("tap", setup.tap_argv())], rundir)
+
+
+def tap_deselected_run(setup: Setup, rundir: Path) -> Measurement:
+    return run_parts([Part("tap", setup.tap_argv(setup.catalog_deselected))], rundir)
 
 
 def dlt_run(step: str) -> Callable[[Setup, Path], Measurement]:
@@ -473,6 +498,7 @@ def tap_target_check(setup: Setup, rundir: Path, measured: Measurement) -> str |
 CONTENDERS: tuple[Contender, ...] = (
     Contender("floor", floor_run),
     Contender("tap", tap_run),
+    Contender("tap-deselected", tap_deselected_run),
     Contender("dlt-extract", dlt_run("extract"), dlt_check),
     Contender("dlt-run", dlt_run("run"), dlt_check),
     Contender("tap|target-duckdb", tap_target_run, tap_target_check),

@@ -47,7 +47,7 @@ from taps_core.errors import (
     status_text,
 )
 from taps_core.pagination import OffsetTotalPaginator, OverlappingOffsetPaginator, RepeatGuard
-from taps_core.records import Conformer, RecordLine, UnsupportedSchemaError
+from taps_core.records import Conformer, Pruner, RecordLine, UnsupportedSchemaError
 from taps_core.retry import (
     RETRYABLE_STATUSES,
     TRANSIENT_ERRORS,
@@ -247,17 +247,15 @@ class CollectionStream(RESTStream[t.Any]):
     # -- the record path (see taps_core.records) ----------------------------------------
 
     @cached_property
-    def _fast_record_path(self) -> tuple[Conformer, RecordLine] | None:
-        """The fast path, unless the SDK's is needed: stream maps, flattening, field
-        selection, a type conformance level other than the default, or a schema the
-        compiled conformer cannot read as the SDK does."""
+    def _fast_record_path(self) -> tuple[Conformer, RecordLine, Pruner | None] | None:
+        """The fast path, unless the SDK's is needed: stream maps, flattening, a type
+        conformance level other than the default, or a schema the compiled conformer
+        cannot read as the SDK does. Deselected properties are pruned on it (Pruner)."""
         maps = self.stream_maps
         if len(maps) != 1 or type(maps[0]) is not SameRecordTransform:
             return None
         if self._tap.config.get("flattening_enabled"):
             return None
-        if not all(self.mask.values()):
-            return None  # some properties deselected: the SDK prunes them
         if self.TYPE_CONFORMANCE_LEVEL != TypeConformanceLevel.RECURSIVE:
             return None
         try:
@@ -265,7 +263,8 @@ class CollectionStream(RESTStream[t.Any]):
         except UnsupportedSchemaError as error:
             self.logger.debug("Stream %s: the SDK's record path (%s)", self.name, error)
             return None
-        return conform, RecordLine(maps[0].stream_alias, self._stream_version)
+        prune = Pruner(self.mask)
+        return conform, RecordLine(maps[0].stream_alias, self._stream_version), prune or None
 
     #: The methods between a parsed body and a written record. Where a stream keeps all
     #: of them as they are here, its values are what the JSON parse gave, and the fast
@@ -291,7 +290,9 @@ class CollectionStream(RESTStream[t.Any]):
         if fast is None:
             super()._write_record_message(record)
             return
-        conform, line = fast
+        conform, line, prune = fast
+        if prune is not None:
+            prune(record)
         line.write(conform.encode(record))
         self.state_manager.is_flushed = False
         if len(conform.unmapped) != self._unmapped_reported:

@@ -231,6 +231,48 @@ def is_plain(value: dict | list) -> bool:
     return True
 
 
+class Pruner:
+    """Removes the properties the catalog deselects, as the SDK does, before conforming.
+
+    The SDK's ``pop_deselected_record_properties`` walks every key of every record and
+    nested dict through the selection mask; here the deselected paths are found once,
+    from the mask, and each record costs one ``pop`` a path. Like the SDK, a path is
+    followed through dict values only (not into lists), and a key the mask does not
+    name inherits its parent's selection, so undeclared keys are left to the conformer.
+    """
+
+    def __init__(self, mask: t.Mapping[tuple[str, ...], bool]) -> None:
+        deselected = sorted(
+            crumb
+            for crumb, selected in mask.items()
+            if not selected
+            and len(crumb) >= 2
+            and len(crumb) % 2 == 0
+            and all(part == "properties" for part in crumb[::2])
+        )
+        paths: list[tuple[str, ...]] = []
+        for crumb in deselected:  # sorted: a parent comes before its children
+            path = crumb[1::2]
+            if not any(path[: len(p)] == p for p in paths):
+                paths.append(path)
+        #: Property paths to remove (``("payment", "card")``); none under another.
+        self.paths: tuple[tuple[str, ...], ...] = tuple(paths)
+
+    def __bool__(self) -> bool:
+        return bool(self.paths)
+
+    def __call__(self, record: dict) -> dict:
+        for path in self.paths:
+            obj: t.Any = record
+            for name in path[:-1]:
+                obj = obj.get(name)
+                if type(obj) is not dict:
+                    break
+            else:
+                obj.pop(path[-1], None)
+        return record
+
+
 class UnsupportedSchemaError(Exception):
     """A schema the compiled conformer cannot treat as the SDK does: the SDK's path then."""
 

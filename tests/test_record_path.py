@@ -339,3 +339,60 @@ def test_the_streams_type_conformance_level_is_honoured(shared, monkeypatch):
     assert records
     assert records == slow.records("root_only")
     assert all("fees" in r["payment"] for r in records if r["payment"]), "ROOT_ONLY keeps them"
+
+
+def _deselecting_one_field_and_one_nested(case: t.Any, config: dict) -> tuple[dict, dict]:
+    """The catalog with, in every stream, its first non-key property deselected, and the
+    first property of its first nested object; and what was deselected, by stream."""
+    catalog = case.tap_class(config=config).catalog_dict
+    dropped: dict[str, list[tuple[str, ...]]] = {}
+    for entry in catalog["streams"]:
+        keys = set(entry.get("key_properties") or ()) | {entry.get("replication_key")}
+        properties = entry["schema"]["properties"]
+        top = next(name for name in properties if name not in keys)
+        paths = [(top,)]
+        for name, sub in properties.items():
+            inner = sub.get("properties") if name not in keys and name != top else None
+            if inner:
+                paths.append((name, next(iter(inner))))
+                break
+        dropped[entry["tap_stream_id"]] = paths
+        crumbs = {tuple(part for name in path for part in ("properties", name)) for path in paths}
+        for md in entry["metadata"]:
+            if tuple(md["breadcrumb"]) in crumbs:
+                md["metadata"]["selected"] = False
+    return catalog, dropped
+
+
+@pytest.mark.parametrize("case", TAPS, ids=lambda case: case.name)
+def test_deselected_fields_are_pruned_on_the_fast_path_as_the_sdk_prunes_them(
+    case, shared, monkeypatch
+):
+    """Deselection keeps the fast path (no fallback), and writes what the SDK's writes."""
+    config = case.config(shared)
+    catalog, dropped = _deselecting_one_field_and_one_nested(case, config)
+    paths_taken: list[bool] = []
+    fast_path = CollectionStream._fast_record_path
+
+    def spy(stream: CollectionStream) -> t.Any:
+        taken = fast_path.func(stream)
+        paths_taken.append(taken is not None)
+        return taken
+
+    with monkeypatch.context() as patch:
+        patch.setattr(CollectionStream, "_fast_record_path", property(spy))
+        fast = sync_in_process(case.tap_class, config, catalog=catalog)
+    assert paths_taken and all(paths_taken), "a deselected field sent a stream to the SDK path"
+    with monkeypatch.context() as patch:
+        patch.setattr(CollectionStream, "_fast_record_path", None)
+        slow = sync_in_process(case.tap_class, config, catalog=catalog)
+    assert fast.streams == slow.streams
+    for stream in fast.streams:
+        records = fast.records(stream)
+        assert records == slow.records(stream), stream
+        for path in dropped[stream]:
+            for record in records:
+                parent = record
+                for name in path[:-1]:
+                    parent = parent.get(name) if isinstance(parent, dict) else None
+                assert not isinstance(parent, dict) or path[-1] not in parent, (stream, path)
