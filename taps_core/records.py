@@ -165,8 +165,16 @@ class FastWriter(GenericSingerWriter[bytes, "Message"]):
     """
 
     def serialize_message(self, message: Message) -> bytes:
-        """msgspec, or for what it refuses (``Decimal('NaN')``) the SDK's serialiser."""
+        """msgspec, or for what it refuses (``Decimal('NaN')``) the SDK's serialiser.
+
+        A RECORD that took the SDK's path (stream maps, flattening) carries its
+        ``time_extracted`` as a datetime; it is written as :class:`RecordLine` writes
+        it, so the format does not depend on the path a stream took.
+        """
         data = message.to_dict()
+        extracted = data.get("time_extracted")
+        if isinstance(extracted, datetime):
+            data["time_extracted"] = extracted_text(extracted.timestamp())
         try:
             return encoder.encode(data)
         except (TypeError, ValueError, msgspec.EncodeError):
@@ -179,6 +187,11 @@ class FastWriter(GenericSingerWriter[bytes, "Message"]):
         stdout.started = True
         stdout.write(self.format_message(message))
         stdout.flush()
+
+
+def extracted_text(epoch: float) -> str:
+    """``time_extracted`` as every record path writes it: UTC, to the second, ``+00:00``."""
+    return datetime.fromtimestamp(int(epoch), tz=timezone.utc).isoformat()
 
 
 class RecordLine:
@@ -196,7 +209,7 @@ class RecordLine:
         now = time.time()
         second = int(now)
         if second != self._second:
-            stamp = datetime.fromtimestamp(second, tz=timezone.utc).isoformat()
+            stamp = extracted_text(second)
             self._second = second
             self._time_suffix = self._version + b',"time_extracted":"' + stamp.encode() + b'"}\n'
         return self._time_suffix

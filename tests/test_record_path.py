@@ -7,6 +7,7 @@ import copy
 import io
 import json
 import logging
+import re
 import typing as t
 from datetime import date, datetime, time, timedelta, timezone
 from decimal import Decimal
@@ -396,3 +397,16 @@ def test_deselected_fields_are_pruned_on_the_fast_path_as_the_sdk_prunes_them(
                 for name in path[:-1]:
                     parent = parent.get(name) if isinstance(parent, dict) else None
                 assert not isinstance(parent, dict) or path[-1] not in parent, (stream, path)
+
+
+def test_time_extracted_has_one_format_whichever_path_wrote_the_record(shared):
+    """The SDK's path (here: flattening) and the fast one write the same form: UTC, to
+    the second, ``+00:00``; a target parsing one parses the other."""
+    config = tap_case("rewards").config(shared)
+    catalog = catalog_selecting(TapRewards, config, "orders")
+    stamp = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\+00:00")
+    for overrides in ({}, {"flattening_enabled": True, "flattening_max_depth": 1}):
+        result = sync_in_process(TapRewards, {**config, **overrides}, catalog=catalog)
+        stamps = {m["time_extracted"] for m in result.messages if m["type"] == "RECORD"}
+        assert stamps, overrides
+        assert all(stamp.fullmatch(s) for s in stamps), (overrides, sorted(stamps)[:3])
