@@ -31,7 +31,7 @@ def database(postgres: dict) -> dict[str, t.Any]:
     return {**postgres, "dbname": name}
 
 
-def _into_postgres(case: TapCase, sandbox: t.Any, tmp_path, database: dict):
+def _into_postgres(case: TapCase, sandbox: t.Any, tmp_path, database: dict, **env: str):
     proc = meltano_run(
         case,
         sandbox,
@@ -42,6 +42,7 @@ def _into_postgres(case: TapCase, sandbox: t.Any, tmp_path, database: dict):
         TARGET_POSTGRES_USER=database["user"],
         TARGET_POSTGRES_PASSWORD=database["password"],
         TARGET_POSTGRES_DATABASE=database["dbname"],
+        **env,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
 
@@ -97,7 +98,10 @@ def test_postgres_holds_every_row_once_and_a_second_run_merges_changes(
         and all(k in r for r in truth for k in _keys_of(case, sandbox, s))
     )
     changed = set(sandbox.mutate(case.api, stream, new=3, modified=3))
-    _into_postgres(case, sandbox, tmp_path, database)
+    # Only the changed stream the second time (Meltano's select, as an env override):
+    # the merge is what is checked, and the other streams would only be reloaded.
+    select = {f"{case.name.upper().replace('-', '_')}__SELECT": f'["{stream}.*"]'}
+    _into_postgres(case, sandbox, tmp_path, database, **select)
     rows = _assert_table_matches(case, sandbox, database, stream)
 
     keys = _keys_of(case, sandbox, stream)
