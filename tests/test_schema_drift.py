@@ -92,16 +92,17 @@ def _declared(schema_message: dict) -> set[str]:
 
 def _assert_valid_singer(messages: list[dict], stream: str) -> None:
     """Every message of the Singer kinds; every RECORD valid under the SCHEMA before it."""
-    schema: dict | None = None
+    validator: jsonschema.Draft7Validator | None = None
     for message in messages:
         assert message["type"] in {"SCHEMA", "RECORD", "STATE", "ACTIVATE_VERSION"}, message
         if message["type"] == "SCHEMA":
             assert message["stream"] == stream
             assert all(k in message["schema"]["properties"] for k in message["key_properties"])
-            schema = message["schema"]
+            jsonschema.Draft7Validator.check_schema(message["schema"])
+            validator = jsonschema.Draft7Validator(message["schema"])
         elif message["type"] == "RECORD":
-            assert schema is not None, "RECORD before its SCHEMA"
-            jsonschema.validate(message["record"], schema)
+            assert validator is not None, "RECORD before its SCHEMA"
+            validator.validate(message["record"])
     assert messages[-1]["type"] == "STATE"
 
 
