@@ -549,7 +549,8 @@ def warm_imports() -> None:
         (BENCH_PYTHON, "dlt.sources.rest_api"),
         (TARGET_DUCKDB.parent / "python", "target_duckdb"),
     ):
-        subprocess.run([str(python), "-c", f"import {module}"], capture_output=True, cwd=ROOT)
+        if python.exists():  # benchmarks/.venv is made only by run.sh (dlt's contenders)
+            subprocess.run([str(python), "-c", f"import {module}"], capture_output=True, cwd=ROOT)
 
 
 def _rss_note() -> str:
