@@ -203,9 +203,7 @@ class SchemaDrift:
 
         Returns whether the schema changed (a SCHEMA message is then owed).
         """
-        found: list[str] = []
-        changed = self._walk(record, self.schema, (), found, amend=True)
-        return changed
+        return self._walk(record, self.schema, (), [], amend=True)
 
     # -- the walk -------------------------------------------------------------------------
 

@@ -21,6 +21,7 @@ import pytest
 
 from api_sandbox import Sandbox
 from api_sandbox.drift import FIELDS, Drift
+from taps_core.drift import SchemaDrift, fits, infer, widen
 from tests.support import (
     ROOT,
     TAPS,
@@ -335,3 +336,69 @@ def test_drift_values_parse_as_the_tap_writes_them():
     )
     assert Drift("rewards", "rewards", 0, 2).values(1)["drift_code"] == 1
     assert Drift("rewards", "rewards", 5).values(4) == {}
+
+
+# -- the inference itself, on records no sandbox stream has -------------------------------
+
+
+def test_types_are_inferred_nullable_and_widen_without_losing_a_kind():
+    assert infer({"a": 1, "b": None, "c": [decimal.Decimal("1.5")]}) == {
+        "type": ["object", "null"],
+        "properties": {
+            "a": {"type": ["integer", "null"]},
+            "c": {"type": ["array", "null"], "items": {"type": ["number", "null"]}},
+        },
+    }
+    assert widen(infer(1), infer(decimal.Decimal("2.5"))) == {"type": ["number", "null"]}
+    assert widen(infer(1), infer("x")) == {"type": ["integer", "string", "null"]}
+    assert widen(infer({"a": 1}), infer({"b": "x"}))["properties"] == {
+        "a": {"type": ["integer", "null"]},
+        "b": {"type": ["string", "null"]},
+    }
+    assert not fits(True, infer(1)), "a boolean is no integer to JSON Schema"
+    assert fits(3, infer(decimal.Decimal("1.5"))), "an integer is a number"
+    assert not fits({"a": 1, "new": 2}, infer({"a": 1})), "a new nested key does not fit"
+
+
+def test_new_keys_in_declared_objects_and_list_items_are_declared_where_they_are(caplog):
+    schema = {
+        "type": "object",
+        "properties": {
+            "id": {"type": "string"},
+            "payment": {"type": "object", "properties": {"amount": {"type": "number"}}},
+            "lines": {
+                "type": "array",
+                "items": {"type": "object", "properties": {"sku": {"type": "string"}}},
+            },
+        },
+    }
+    original = json.dumps(schema)
+    drift = SchemaDrift("orders", schema, "evolve", logging.getLogger("tests.drift"))
+    record = {
+        "id": "1",
+        "payment": {"amount": 1, "card": {"last4": "4242"}},
+        "lines": [{"sku": "a", "qty": 2}],
+        "later": None,
+    }
+    with caplog.at_level(logging.WARNING, logger="tests.drift"):
+        assert drift.evolve(record)
+    properties = drift.schema["properties"]
+    assert properties["payment"]["properties"]["card"]["properties"]["last4"]["type"] == [
+        "string",
+        "null",
+    ]
+    assert properties["lines"]["items"]["properties"]["qty"]["type"] == ["integer", "null"]
+    assert "later" not in properties and "later" not in record, "an all-null field waits"
+    assert json.dumps(schema) == original, "the catalog's schema is left as it was"
+    named = sorted(r.getMessage().split()[4] for r in caplog.records)
+    assert named == ["lines.qty", "payment.card"]
+    assert drift.evolve({"lines": [{"sku": "b", "qty": "two"}]}), "text widens the integer"
+    assert properties_of(drift, "lines", "[]", "qty") == ["integer", "string", "null"]
+    assert not drift.evolve({"lines": [{"sku": "c", "qty": 3}]}), "3 fits: no new SCHEMA"
+
+
+def properties_of(drift: SchemaDrift, *path: str) -> list[str]:
+    schema = drift.schema
+    for step in path:
+        schema = schema["items"] if step == "[]" else schema["properties"][step]
+    return schema["type"]
