@@ -18,6 +18,7 @@ import duckdb
 import jsonschema
 import psycopg
 import pytest
+import requests
 
 from api_sandbox import Sandbox
 from api_sandbox.drift import FIELDS, Drift
@@ -170,6 +171,20 @@ def test_sdk_record_path_with_a_stream_map_also_evolves(drifting):
     assert sum("drift_code" in r for r in records) == len(truth) - START
     final = [m for m in messages if m["type"] == "SCHEMA"][-1]
     assert "string" in final["schema"]["properties"]["drift_code"]["type"]
+
+
+def test_sdk_record_path_with_flattening_also_evolves(drifting):
+    stream = STREAMS["rewards"]
+    result = _sync(REWARDS, drifting, stream, flattening_enabled=True, flattening_max_depth=3)
+    messages = [m for m in result.messages if m.get("stream", stream) == stream]
+    _assert_valid_singer(messages, stream)
+    flat = {"drift_note", "drift_score", "drift_detail__level", "drift_detail__label"}
+    assert flat <= _declared([m for m in messages if m["type"] == "SCHEMA"][-1])
+    truth = drifting.records("rewards", stream)
+    levels = [r.get("drift_detail__level") for r in result.records(stream)]
+    assert sorted(v for v in levels if v is not None) == sorted(
+        r["drift_detail"]["level"] for r in truth if "drift_detail" in r
+    )
 
 
 def test_drop_leaves_new_fields_out_with_one_warning_each(drifting, caplog):
@@ -326,6 +341,24 @@ def test_meltano_into_postgres_gains_the_columns_with_every_value(drifting, tmp_
     truth = {r["id"]: r for r in drifting.records("rewards", PG_STREAM)}
     for row in rows:
         assert row["drift_code"] == truth[row["id"]].get("drift_code"), row["id"]
+
+
+def test_sandbox_drift_switch_over_http_and_its_cli_form():
+    spec = "api=rewards,stream=members,start=2,string_from=4"
+    assert Drift.parse(spec) == Drift("rewards", "members", 2, 4)
+    with pytest.raises(ValueError, match="unknown drift fields"):
+        Drift.parse("api=rewards,stream=members,colour=red")
+    with Sandbox(seed=42) as sandbox:
+        control = f"{sandbox.url}/_sandbox/drift"
+        body = json.dumps({"api": "rewards", "stream": "members", "start": 2, "string_from": 4})
+        assert requests.post(control, data=body, timeout=10).status_code == 201
+        bad = json.dumps({"api": "rewards", "stream": "nope"})
+        assert requests.post(control, data=bad, timeout=10).status_code == 400
+        assert requests.get(control, timeout=10).json() == [Drift.parse(spec).to_json()]
+        served = requests.get(f"{sandbox.url}/_sandbox/records/rewards/members", timeout=10)
+        rows = served.json()
+    assert [set(FIELDS) <= set(r) for r in rows] == [i >= 2 for i in range(len(rows))]
+    assert [r["drift_code"] for r in rows[2:5]] == [2, 3, "C-4"]
 
 
 def test_drift_values_parse_as_the_tap_writes_them():
