@@ -330,7 +330,9 @@ class CollectionStream(RESTStream[t.Any]):
         found, conform.found = conform.found, False
         if not self._drift_changes(record, found=found):
             return body
-        conform = t.cast("tuple", self._fast_record_path)[0]
+        fast = self._fast_record_path  # rebuilt if the schema changed
+        assert fast is not None  # what chose the fast path has not changed
+        conform = fast[0]
         body = conform.encode(record)
         conform.found = False
         return body
