@@ -8,6 +8,7 @@ import sys
 from collections.abc import Sequence
 from types import FrameType
 
+from api_sandbox.drift import Drift
 from api_sandbox.faults import Fault
 from api_sandbox.sandbox import Sandbox
 
@@ -27,6 +28,13 @@ def _parser() -> argparse.ArgumentParser:
         metavar="SPEC",
         help='e.g. "kind=status,api=rewards,path=/v2/orders,status=429,retry_after=2,times=1"',
     )
+    serve.add_argument(
+        "--drift",
+        action="append",
+        default=[],
+        metavar="SPEC",
+        help="new fields from a record on: api=rewards,stream=orders,start=10,string_from=20",
+    )
     return parser
 
 
@@ -35,12 +43,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         faults = [Fault.parse(spec) for spec in args.fault]
+        drifts = [Drift.parse(spec) for spec in args.drift]
     except ValueError as exc:
         print(f"api-sandbox: {exc}", file=sys.stderr)
         return 2
     try:
         sandbox = Sandbox(
-            seed=args.seed, records=args.records, faults=faults, host=args.host, port=args.port
+            seed=args.seed,
+            records=args.records,
+            faults=faults,
+            host=args.host,
+            port=args.port,
+            drifts=drifts,
         )
     except (KeyError, ValueError) as exc:
         print(f"api-sandbox: {exc.args[0] if exc.args else exc}", file=sys.stderr)

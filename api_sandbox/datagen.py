@@ -496,6 +496,7 @@ class StreamGenerator:
         self._gen = compile_schema(spec.schema, overrides, self._base)
         self._lock = threading.RLock()
         self._data: StreamData | None = None
+        self._drifts: list[Any] = []  # api_sandbox.drift.Drift, applied to the rows
 
     def record_id(self, index: int) -> str:
         """The id of the record created ``index``-th (0 = oldest), without generating it."""
@@ -517,9 +518,35 @@ class StreamGenerator:
         if data is None:
             with self._lock:
                 if self._data is None:
-                    self._data = self._build(self.spec.count)
+                    self._data = self._drifted(self._build(self.spec.count), self._drifts)
                 data = self._data
         return data
+
+    def add_drift(self, drift: Any) -> None:
+        """New fields from ``drift.start`` on (an ``api_sandbox.drift.Drift``), in the
+        stored rows: ground truth carries them too."""
+        with self._lock:
+            self._drifts.append(drift)
+            if self._data is not None:
+                self._data = self._drifted(self._data, [drift])
+
+    @staticmethod
+    def _drifted(data: StreamData, drifts: list[Any]) -> StreamData:
+        if not drifts:
+            return data
+        rows = list(data.rows)
+        before: bytes | None = None
+        for position, row in enumerate(data.rows):
+            if row == before:  # a byte-identical copy stays one
+                rows[position] = rows[position - 1]
+                continue
+            before = row
+            extra: dict[str, Any] = {}
+            for drift in drifts:
+                extra.update(drift.values(position))
+            if extra:
+                rows[position] = compact_dumps({**orjson.loads(row), **extra})
+        return StreamData(rows, data.times, data.next_index, data.last_ts)
 
     def set_count(self, count: int) -> None:
         """Change how many records the stream starts with (before first use)."""

@@ -26,6 +26,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 import orjson
 
 from api_sandbox.datagen import StreamData, StreamGenerator, StreamSpec
+from api_sandbox.drift import Drift
 from api_sandbox.faults import Fault, FaultSet, RequestLog
 
 CONTROL_PREFIX = "_sandbox"
@@ -238,6 +239,12 @@ class Api:
         """Create and edit records between two syncs; see ``StreamGenerator.mutate``."""
         return self._gens[self.specs[stream].key].mutate(new, modified)
 
+    def add_drift(self, drift: Drift) -> None:
+        """New fields on ``drift.stream`` from its record ``drift.start`` on."""
+        if drift.stream not in self.specs:
+            raise KeyError(f"{self.name} has no stream {drift.stream!r}")
+        self._gens[self.specs[drift.stream].key].add_drift(drift)
+
     def generator(self, stream: str) -> StreamGenerator:
         """The generator behind ``stream`` (to derive ids of another stream's records)."""
         return self._gens[self.specs[stream].key]
@@ -268,7 +275,9 @@ def json_response(payload: Any, status: int = 200) -> Response:
 class Engine:
     """Routes requests to APIs, applies faults, logs requests and serves control endpoints."""
 
-    def __init__(self, apis: Iterable[Api], faults: Iterable[Fault] = ()) -> None:
+    def __init__(
+        self, apis: Iterable[Api], faults: Iterable[Fault] = (), drifts: Iterable[Drift] = ()
+    ) -> None:
         self.apis: dict[str, Api] = {api.name: api for api in apis}
         faults = list(faults)
         for fault in faults:
@@ -276,6 +285,15 @@ class Engine:
         self.faults = FaultSet(faults)
         self._log: list[RequestLog] = []
         self._log_lock = threading.Lock()
+        #: The schema drifts switched on, in order (see api_sandbox.drift).
+        self.drifts: list[Drift] = []
+        for drift in drifts:
+            self.add_drift(drift)
+
+    def add_drift(self, drift: Drift) -> None:
+        """Switch on ``drift``: its stream's records gain the new fields (ground truth too)."""
+        self.api(drift.api).add_drift(drift)
+        self.drifts.append(drift)
 
     # request log
     @property
@@ -399,7 +417,7 @@ class Engine:
 
     # control endpoints
     def _control(self, method: str, path: str, body: bytes) -> Response:
-        """``/_sandbox/...``: ground truth, request log, faults and mutations over HTTP."""
+        """``/_sandbox/...``: ground truth, request log, faults, drift and mutations over HTTP."""
         try:
             return self._control_inner(method, path, body)
         except (KeyError, ValueError, TypeError) as exc:
@@ -432,6 +450,13 @@ class Engine:
             if method == "DELETE":
                 self.faults.clear()
                 return json_response({"cleared": True})
+        if parts == ["drift"]:
+            if method == "GET":
+                return json_response([d.to_json() for d in self.drifts])
+            if method == "POST":
+                drift = Drift.from_mapping(orjson.loads(body or b"{}"))
+                self.add_drift(drift)
+                return json_response(drift.to_json(), 201)
         if parts == ["mutate"] and method == "POST":
             spec = orjson.loads(body or b"{}")
             api = self.api(spec["api"])

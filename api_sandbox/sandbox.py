@@ -12,6 +12,7 @@ from types import TracebackType
 from typing import Any
 
 from api_sandbox.apis import API_CLASSES
+from api_sandbox.drift import Drift
 from api_sandbox.engine import Api, Engine, HttpServer
 from api_sandbox.faults import Fault, RequestLog
 
@@ -21,8 +22,9 @@ class Sandbox:
 
     ``records`` sets the count of every paginated stream of every API; ``counts`` (per API,
     per stream) overrides single streams and wins over ``records``. ``faults`` are active
-    from the first request. ``options`` (per API) are keyword arguments of that API's class,
-    for what only it has (``{"inventory": {"organization_id": "...", "token_lifetime": 5}}``).
+    from the first request, and so are ``drifts`` (new fields, api_sandbox.drift).
+    ``options`` (per API) are keyword arguments of that API's class, for what only it has
+    (``{"inventory": {"organization_id": "...", "token_lifetime": 5}}``).
     """
 
     def __init__(
@@ -34,6 +36,7 @@ class Sandbox:
         host: str = "127.0.0.1",
         port: int = 0,
         options: Mapping[str, Mapping[str, Any]] | None = None,
+        drifts: Iterable[Drift] = (),
     ) -> None:
         counts = counts or {}
         options = options or {}
@@ -45,7 +48,7 @@ class Sandbox:
             for cls in API_CLASSES
         ]
         self.seed = seed
-        self.engine = Engine(apis, faults)
+        self.engine = Engine(apis, faults, drifts)
         self._host = host
         self._port = port
         self._server: HttpServer | None = None
@@ -146,6 +149,10 @@ class Sandbox:
         """Activate ``fault`` (counters start at zero)."""
         self.engine.check_fault(fault)
         self.engine.faults.add(fault)
+
+    def add_drift(self, drift: Drift) -> None:
+        """Switch on ``drift``: new fields on its stream from its ``start`` on."""
+        self.engine.add_drift(drift)
 
     def clear_faults(self) -> None:
         """Deactivate every fault."""

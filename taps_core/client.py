@@ -15,6 +15,7 @@ contract asks of all five APIs lives here:
 from __future__ import annotations
 
 import contextlib
+import copy
 import decimal
 import logging
 import operator
@@ -36,6 +37,7 @@ from singer_sdk.pagination import SinglePagePaginator
 from taps_core import progress
 from taps_core.auth import bearer_token
 from taps_core.connection import refusal_is_final
+from taps_core.drift import DEFAULT_POLICY, EVOLVE, FAIL, SchemaDrift
 from taps_core.errors import (
     FAILED_STREAM_ATTRIBUTE,
     APIError,
@@ -55,6 +57,7 @@ from taps_core.retry import (
     call_with_retries,
     describe_transient,
 )
+from taps_core.signals import stop_with_state
 from taps_core.timestamps import utc_text
 
 if t.TYPE_CHECKING:
@@ -250,7 +253,8 @@ class CollectionStream(RESTStream[t.Any]):
     def _fast_record_path(self) -> tuple[Conformer, RecordLine, Pruner | None] | None:
         """The fast path, unless the SDK's is needed: stream maps, flattening, a type
         conformance level other than the default, or a schema the compiled conformer
-        cannot read as the SDK does. Deselected properties are pruned on it (Pruner)."""
+        cannot read as the SDK does. Deselected properties are pruned on it (Pruner).
+        Rebuilt when schema drift amends the schema (:meth:`_schema_drifted`)."""
         maps = self.stream_maps
         if len(maps) != 1 or type(maps[0]) is not SameRecordTransform:
             return None
@@ -258,8 +262,13 @@ class CollectionStream(RESTStream[t.Any]):
             return None
         if self.TYPE_CONFORMANCE_LEVEL != TypeConformanceLevel.RECURSIVE:
             return None
+        drift = self._drift
         try:
-            conform = Conformer(self.effective_schema, check_values=not self._values_are_json())
+            conform = Conformer(
+                drift.schema,
+                check_values=not self._values_are_json(),
+                keep_undeclared=drift.keep_undeclared,
+            )
         except UnsupportedSchemaError as error:
             self.logger.debug("Stream %s: the SDK's record path (%s)", self.name, error)
             return None
@@ -288,22 +297,101 @@ class CollectionStream(RESTStream[t.Any]):
     def _write_record_message(self, record: dict) -> None:
         fast = self._fast_record_path
         if fast is None:
-            super()._write_record_message(record)
+            self._write_sdk_record(record)
             return
         conform, line, prune = fast
         if prune is not None:
             prune(record)
-        line.write(conform.encode(record))
+        body = conform.encode(record)
+        if conform.found or self._drifted:  # a record the schema fits, so far: no work
+            body = self._drifted_record(record, body, conform)
+        line.write(body)
         self.state_manager.is_flushed = False
         if len(conform.unmapped) != self._unmapped_reported:
             self._unmapped_reported = len(conform.unmapped)
-            self.logger.warning(
-                "Stream %s: properties not in the schema were dropped: %s",
-                self.name,
-                ", ".join(sorted(conform.unmapped)),
-            )
+            self._drift.dropped(conform.unmapped)
 
     _unmapped_reported = 0
+    #: Set once drift has declared a property: its values are checked a record (widening).
+    _drifted = False
+
+    @cached_property
+    def _drift(self) -> SchemaDrift:
+        """The stream's drift policy and its schema as drift amends it (taps_core.drift)."""
+        policy = str(self.config.get("schema_drift") or DEFAULT_POLICY)
+        return SchemaDrift(self.name, self.effective_schema, policy, self.logger)
+
+    def _drifted_record(self, record: dict, body: bytes, conform: Conformer) -> bytes:
+        """``record`` held a property the schema lacks, or the stream has drifted before.
+
+        Fail stops here, before the record is written; evolve amends the schema, writes
+        the SCHEMA message first and returns the record conformed to the new schema.
+        """
+        found, conform.found = conform.found, False
+        if not self._drift_changes(record, found=found):
+            return body
+        fast = self._fast_record_path  # rebuilt if the schema changed
+        assert fast is not None  # what chose the fast path has not changed
+        conform = fast[0]
+        body = conform.encode(record)
+        conform.found = False
+        return body
+
+    def _drift_changes(self, record: dict, *, found: bool) -> bool:
+        """Act on the policy for ``record``; whether it must be conformed again."""
+        drift = self._drift
+        if found and drift.policy == FAIL:
+            names = drift.new_properties(record)
+            if names:
+                stop_with_state(self._tap, drift.fail_message(self.tap_name, names))
+            return False
+        if drift.policy != EVOLVE or not (found or drift.needs_change(record)):
+            return False
+        if drift.evolve(record):
+            self._schema_drifted()
+        return True
+
+    def _schema_drifted(self) -> None:
+        """The amended schema, in force: on the record paths, in the stream maps (the
+        SDK's own re-registration of a changed schema) and in a SCHEMA message."""
+        schema = self._drift.schema
+        self._input_schema = schema
+        self._drifted = True
+        self._tap.mapper.register_raw_stream_schema(
+            self.name, copy.deepcopy(schema), self.primary_keys
+        )
+        self._stream_maps = []  # read again from the mapper
+        self.__dict__.pop("_fast_record_path", None)
+        self.__dict__.pop("_drift_detector", None)
+        self._write_schema_message()
+
+    @cached_property
+    def _drift_detector(self) -> tuple[Conformer | None, Pruner | None]:
+        """On the SDK's path: the compiled set comparisons that find drift, and the
+        pruner that removes deselected properties first (so drift cannot bring them back)."""
+        drift = self._drift
+        prune = Pruner(self.mask) or None
+        try:
+            detect = Conformer(drift.schema, check_values=False, keep_undeclared=True)
+        except UnsupportedSchemaError:
+            return None, prune  # the SDK's own handling (dropped, with its warning)
+        return detect, prune
+
+    def _write_sdk_record(self, record: dict) -> None:
+        """The SDK's path (stream maps, flattening), with the drift policy applied first."""
+        detect, prune = self._drift_detector
+        if detect is not None:
+            if prune is not None:
+                prune(record)
+            detect(record)
+            if detect.found or self._drifted:
+                found, detect.found = detect.found, False
+                drift = self._drift
+                if found and drift.policy != EVOLVE and drift.policy != FAIL:
+                    drift.dropped(drift.new_properties(record))
+                else:
+                    self._drift_changes(record, found=found)
+        super()._write_record_message(record)
 
     def _process_record(
         self,

@@ -370,10 +370,16 @@ class Conformer:
     not is conformed by the SDK's own function.
     """
 
-    def __init__(self, schema: dict, *, check_values: bool = True) -> None:
+    def __init__(
+        self, schema: dict, *, check_values: bool = True, keep_undeclared: bool = False
+    ) -> None:
         #: Undeclared properties seen, for one warning (as the SDK gives).
         self.unmapped: set[str] = set()
+        #: Set when a record held an undeclared property that ``keep_undeclared`` kept:
+        #: the caller decides what drift means (taps_core.drift) and clears it.
+        self.found = False
         self.check_values = check_values
+        self.keep_undeclared = keep_undeclared
         self._schema = schema
         self._plans: list[_ObjectPlan] = []
         self._functions: list[t.Callable[[dict], dict]] = []
@@ -404,7 +410,10 @@ class Conformer:
         out, unmapped = _conform_record_data_types(
             record, self._schema, TypeConformanceLevel.RECURSIVE, None
         )
-        self.unmapped.update(unmapped)
+        if unmapped and self.keep_undeclared:
+            self.found = True  # the caller amends the schema and conforms the record again
+        else:
+            self.unmapped.update(unmapped)
         return out
 
     def _compile(self, plan: _ObjectPlan) -> t.Callable[[dict], dict]:
@@ -422,6 +431,9 @@ class Conformer:
         return namespace["conform"]
 
     def _drop_undeclared(self, obj: dict, index: int) -> dict:
+        if self.keep_undeclared:
+            self.found = True
+            return obj
         plan = self._plans[index]
         self.unmapped.update(plan.path + k for k in obj if k not in plan.allowed)
         return {k: v for k, v in obj.items() if k in plan.allowed}

@@ -57,6 +57,19 @@ def handle_termination(tap: Tap, signum: int, frame: FrameType | None) -> None:
     raise StopSync(code)
 
 
+def stop_with_state(tap: Tap, message: str, code: int = 1) -> t.NoReturn:
+    """End the sync now, at a safe point, as a signal does: the records in hand and a
+    last STATE go out at exit, and the process exits with ``code``.
+
+    For a stop the tap decides itself (``schema_drift`` is ``fail``), called between two
+    records: ``message`` is logged as the stop's one ERROR line, and no stop warning
+    follows it.
+    """
+    _stopping.update(tap=tap, code=code, signal=None)
+    tap.logger.error(message)
+    raise StopSync(code)
+
+
 def _give_up(signum: int, frame: FrameType | None) -> None:
     """The reader has not taken the last lines in :data:`GRACE_SECONDS`: end now."""
     os.write(2, b"stdout's reader took nothing more after the stop signal: ending now\n")
@@ -80,6 +93,8 @@ def _finish() -> None:
         tap.write_message(StateMessage(value=tap.state))
     except StopSync:
         return  # the reader hung up meanwhile: nothing more can reach it
+    if _stopping["signal"] is None:
+        return  # the stop told its reason already (stop_with_state)
     tap.logger.warning(
         "Stopped by %s. The last STATE covers only records written: a sync started "
         "from it loses nothing (exit status %d)",

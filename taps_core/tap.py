@@ -16,7 +16,7 @@ from singer_sdk import typing as th
 from singer_sdk.configuration._dict_config import merge_missing_config_jsonschema
 from singer_sdk.exceptions import ConfigValidationError
 
-from taps_core import inputs, logs, settings_check
+from taps_core import drift, inputs, logs, settings_check
 from taps_core.budget import RequestBudget
 from taps_core.errors import FAILED_STREAM_ATTRIBUTE, ConfigError, TapError, one_line
 from taps_core.records import FastWriter
@@ -75,6 +75,18 @@ COMMON_SETTINGS = th.PropertiesList(
         description="Seconds to wait for the API to answer one request.",
     ),
     request_budget_setting(0),
+    th.Property(
+        "schema_drift",
+        th.StringType,
+        default=drift.DEFAULT_POLICY,
+        allowed_values=list(drift.POLICIES),
+        description=(
+            "What a property the API sends and the stream's schema lacks does: evolve "
+            "declares it in an amended SCHEMA message and keeps it (types inferred, widened "
+            "when a value no longer fits), drop leaves it out, fail stops the sync before "
+            "that record (exit 1, with a STATE to resume from). A warning names each."
+        ),
+    ),
 )
 
 
