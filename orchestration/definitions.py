@@ -68,6 +68,11 @@ class MeltanoResource(ConfigurableResource):
     ) -> MaterializeResult:
         """One ``meltano run``; a failed one fails the asset with the tap's own line."""
         root = Path(self.project_dir)
+        if not (root / ".venv" / "bin" / "meltano").exists() or not (root / ".meltano").is_dir():
+            raise Failure(
+                f"{root} has no .venv/bin/meltano or no installed plugins (.meltano/): "
+                "run ./scripts/setup.sh there first."
+            )
         loaders = project.load_project(root).loaders
         if self.loader not in loaders:
             raise Failure(

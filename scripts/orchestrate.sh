@@ -16,4 +16,6 @@ if [ "${SANDBOX:-1}" != 0 ]; then
   sandbox=$!
   trap 'kill $sandbox 2>/dev/null || true' EXIT
 fi
+# In the foreground, so that Ctrl-C reaches dagster dev (it then stops its webserver,
+# daemon and code server; a background child of a script would ignore SIGINT).
 .venv-orchestrate/bin/dagster dev "$@"

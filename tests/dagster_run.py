@@ -2,7 +2,7 @@
 
 tests/test_orchestration.py runs this with .venv-orchestrate/bin/python (the test venv
 has no Dagster): ``dagster_run.py '{"job": ..., "assets": [...], "partition": ...,
-"run_config": {...}}'``, or ``'{"describe": "<groups file>"}'`` for the asset keys.
+"run_config": {...}}'``, or ``'{"describe": "<groups file>", "bad": "<file>"}'`` for the asset keys.
 The job runs with its own executor (multiprocess) against a real instance in
 DAGSTER_HOME, as `dagster dev` would run it; the answer holds each step's start and
 end, its materialization metadata or failure, and the run's log lines.
@@ -16,9 +16,17 @@ from dagster import DagsterEventType, DagsterInstance, execute_job
 from dagster._core.definitions.reconstruct import ReconstructableRepository
 
 
-def describe(groups_file: str) -> dict:
-    """The asset keys of the definitions as loaded, and as built from ``groups_file``."""
+def describe(groups_file: str, bad_file: str) -> dict:
+    """The asset keys of the definitions as loaded, and as built from ``groups_file``;
+    the message ``bad_file`` is refused with."""
     from orchestration.definitions import build, defs
+    from orchestration.meltano import ProjectError
+
+    try:
+        build(groups_file=Path(bad_file))
+        refused = None
+    except ProjectError as error:
+        refused = str(error)
 
     def keys(definitions) -> list[str]:
         graph = definitions.resolve_asset_graph()
@@ -29,12 +37,13 @@ def describe(groups_file: str) -> dict:
         "groups": keys(build(groups_file=Path(groups_file))),
         "jobs": sorted(j.name for j in defs.jobs),
         "schedules": [(s.name, s.cron_schedule) for s in defs.schedules],
+        "refused": refused,
     }
 
 
 def main(spec: dict) -> dict:
     if "describe" in spec:
-        return describe(spec["describe"])
+        return describe(spec["describe"], spec["bad"])
     repository = ReconstructableRepository.for_module("orchestration.definitions", "defs")
     job = repository.get_reconstructable_job(spec["job"])
     if spec.get("assets"):

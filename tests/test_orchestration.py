@@ -140,9 +140,11 @@ def test_definitions_load_from_the_repository_root_with_one_asset_per_tap_and_gr
             }
         )
     )
+    bad = tmp_path / "bad.yml"
+    bad.write_text(yaml.safe_dump({"groups": {"tap-reportin": [{"name": "x"}]}}))
     env = {**os.environ, "DAGSTER_HOME": str(tmp_path)}
     proc = subprocess.run(
-        [str(ORCHESTRATE_PYTHON), DRIVER, json.dumps({"describe": str(groups)})],
+        [str(ORCHESTRATE_PYTHON), DRIVER, json.dumps({"describe": str(groups), "bad": str(bad)})],
         cwd=ROOT,
         env=env,
         capture_output=True,
@@ -161,6 +163,7 @@ def test_definitions_load_from_the_repository_root_with_one_asset_per_tap_and_gr
             "reporting_rest",
         ]
     )
+    assert "tap-reportin" in loaded["refused"] and "tap-reporting" in loaded["refused"]
     assert "all_groups" in loaded["jobs"]
     assert loaded["schedules"] == [["all_groups_daily", "0 3 * * *"]]
 
