@@ -34,7 +34,10 @@ stamp=.venv-orchestrate/.installed-$(cat pyproject.toml | sha1sum | cut -c1-12)
 if [ ! -f "$stamp" ]; then
   .venv-orchestrate/bin/python -m pip install -q --upgrade pip
   mapfile -t requirements < <(.venv-orchestrate/bin/python -c '
-import tomllib
+try:
+    import tomllib
+except ImportError:  # Python 3.10: the TOML reader pip carries
+    from pip._vendor import tomli as tomllib
 with open("pyproject.toml", "rb") as f:
     print("\n".join(tomllib.load(f)["project"]["optional-dependencies"]["orchestrate"]))')
   .venv-orchestrate/bin/python -m pip install -q "${requirements[@]}"
