@@ -12,7 +12,6 @@ import itertools
 import json
 import os
 import subprocess
-import time
 import typing as t
 from datetime import datetime, timezone
 from pathlib import Path
@@ -310,29 +309,59 @@ def test_two_backfill_months_side_by_side_hold_each_transaction_of_their_month_o
     )
 
 
-# -- a failing group -------------------------------------------------------------------------
+# -- two groups of one tap, and a failing group ---------------------------------------------
+
+BOOKINGS_GROUPS = {
+    "bookings-accounts": ["account", "booking"],
+    "bookings-rest": ["invoice", "product", "subscription"],
+}
 
 
-def test_a_failing_group_fails_alone_with_the_taps_own_message(tmp_path):
+def test_two_groups_of_one_tap_keep_their_own_bookmarks_and_a_failing_group_fails_alone(tmp_path):
+    """tap-bookings split in two groups; tap-rewards answered 401 on every request."""
+    groups = tmp_path / "groups.yml"
+    groups.write_text(
+        yaml.safe_dump(
+            {
+                "groups": {
+                    "tap-bookings": [
+                        {"name": "bookings-accounts", "select": ["account.*", "booking.*"]},
+                        {"name": "bookings-rest", "select": ["*.*", "!account.*", "!booking.*"]},
+                    ]
+                }
+            }
+        )
+    )
     rewards = tap_case("rewards")
     with Sandbox(
         seed=3, records=5, faults=[Fault(kind="status", api="rewards", status=401, times=None)]
     ) as sb:
-        env = _environment(sb, tmp_path)
+        env = {**_environment(sb, tmp_path), "ORCHESTRATION_GROUPS": str(groups)}
         assert _meltano_init(env) == []
-        started = time.monotonic()
-        result = _result(
-            _start(_spec("all_groups", tmp_path, assets=["tap_rewards", "tap_bookings"]), env)
-        )
-        assert time.monotonic() - started < 120
+        assets = ["tap_rewards", *(name.replace("-", "_") for name in BOOKINGS_GROUPS)]
+        result = _result(_start(_spec("all_groups", tmp_path, assets=assets), env))
         secret = sb.credentials(rewards.api)["api_key"]
+        counts = {s: len(sb.records("bookings", s)) for s in sb.streams("bookings")}
+
     assert not result["success"]
     steps = result["steps"]
-    assert steps["tap_bookings"]["status"] == "success"
     assert steps["tap_rewards"]["status"] == "failure"
     error = steps["tap_rewards"]["error"]
     assert error.startswith("tap-rewards: tap-rewards stream"), error
     assert "401" in error and "\n" not in error, error
     assert any("401 Unauthorized" in line for line in result["logs"])
     assert not any(secret in line for line in result["logs"]), "the api_key reached the logs"
-    assert _meltano_init(env) == ["sandbox:tap-bookings-to-target-duckdb:tap-bookings"]
+
+    state_ids = {g: f"sandbox:tap-bookings-to-target-duckdb:{g}" for g in BOOKINGS_GROUPS}
+    assert _meltano_init(env) == sorted(state_ids.values()), "a state per group, none for rewards"
+    for group, streams in BOOKINGS_GROUPS.items():
+        step = steps[group.replace("-", "_")]
+        assert step["status"] == "success", group
+        assert step["metadata"]["rows"] == {s: counts[s] for s in streams}, group
+        assert sorted(_state(env, state_ids[group])["bookmarks"]) == streams, group
+        with duckdb.connect(str(tmp_path / "duckdb" / f"{group}.duckdb"), read_only=True) as con:
+            tables = con.execute(
+                "select table_name from information_schema.tables where table_schema = ?",
+                ["tap_bookings"],
+            ).fetchall()
+        assert sorted(t for (t,) in tables) == streams, group
