@@ -147,6 +147,8 @@ def run(
     The selection travels as ``<TAP>__SELECT`` (Meltano's override of the ``select``
     extra), so that a group needs no plugin of its own in meltano.yml. The tap logs its
     METRIC lines at INFO for the run (``log_metrics``): they are the rows per stream.
+    Meltano gets a system directory of its own (:func:`_private_sys_dir`) and the
+    project's system database, so runs of one tap at the same time share no catalog file.
     """
     prefix = env_prefix(tap)
     shared = Path(os.environ.get("MELTANO_SYS_DIR_ROOT") or root / ".meltano")
