@@ -52,6 +52,14 @@ class TapReporting(CollectionTap):
             ),
         ),
         th.Property(
+            "end_date",
+            th.DateTimeType,
+            description=(
+                "Where the transactions windows end (exclusive, default: when the sync "
+                "starts); with start_date it bounds a run to one period, as a backfill does."
+            ),
+        ),
+        th.Property(
             "window_days",
             th.IntegerType(minimum=1, maximum=MAX_WINDOW_DAYS),
             default=7,

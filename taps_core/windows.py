@@ -5,9 +5,10 @@ apart) and refuse a range that matches too many rows. A stream declares the wind
 query parameters and the error name that means "too many"; the walk is done here once:
 
 - windows of ``window_days`` run from the bookmark (or ``start_date``, or
-  :attr:`DateWindowStream.default_lookback_days` back) to the moment the sync began;
-  each ends where the next begins, so with an API that reads them half-open
-  (``start <= t < end``) no row falls in two and none between;
+  :attr:`DateWindowStream.default_lookback_days` back) to ``end_date`` if one is set
+  and past, else to the moment the sync began; each ends where the next begins, so
+  with an API that reads them half-open (``start <= t < end``) no row falls in two and
+  none between;
 - a window the API refuses as too large is split in two and each half read in turn,
   recursively; the refused window is never asked again unchanged;
 - the bookmark is the end of the last finished window, and a STATE message follows
@@ -51,6 +52,10 @@ class DateWindowStream(CollectionStream):
     #: Setting that holds the window length in days.
     window_setting: t.ClassVar[str] = "window_days"
     default_window_days: t.ClassVar[int] = 7
+    #: Setting that holds the instant the last window ends at (default: the sync's start).
+    #: A run bounded by it (one month of a backfill) reads nothing of the next month,
+    #: whose run begins at that same instant: windows are half-open.
+    end_setting: t.ClassVar[str] = "end_date"
     #: Where to begin with neither state nor ``start_date``.
     default_lookback_days: t.ClassVar[int] = 30
     #: Error names meaning "this window matches too much: ask for a smaller one". They
@@ -78,6 +83,17 @@ class DateWindowStream(CollectionStream):
             start = start.replace(tzinfo=timezone.utc)
         return start.astimezone(timezone.utc)
 
+    def window_horizon(self) -> datetime:
+        """``end_date`` if set and not in the future, else now (whole seconds, UTC)."""
+        now = datetime.now(timezone.utc).replace(microsecond=0)
+        value = self.config.get(self.end_setting)
+        if not value:
+            return now
+        end = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+        if end.tzinfo is None:
+            end = end.replace(tzinfo=timezone.utc)
+        return min(end.astimezone(timezone.utc), now)
+
     def windows(self, origin: datetime, horizon: datetime) -> t.Iterator[Window]:
         """Consecutive windows from ``origin`` to ``horizon``: no gap, no overlap."""
         step = self.window_length
@@ -88,7 +104,7 @@ class DateWindowStream(CollectionStream):
             start = end
 
     def request_records(self, context: Context | None) -> t.Iterable[dict]:
-        self._horizon = datetime.now(timezone.utc).replace(microsecond=0)
+        self._horizon = self.window_horizon()
         for window in self.windows(self.window_origin(context), self._horizon):
             yield from self._read_window(window, context)
 

@@ -151,6 +151,31 @@ def test_a_window_over_the_row_limit_is_split_in_halves_and_loses_nothing():
         assert [_at(b) for b in _bookmarks(result)] == [end for _, end in served]
 
 
+def test_windows_end_at_end_date_and_read_only_the_transactions_before_it():
+    """A backfill month: start_date..end_date bounds every window, none reaches past it."""
+    with recent_transactions(days=60, count=300) as sb:
+        now = datetime.now(timezone.utc).replace(microsecond=0)
+        start, end = now - timedelta(days=61), now - timedelta(days=20, seconds=7)
+        config, catalog = _transactions_only(
+            sb, start_date=_text(start), end_date=_text(end), window_days=7
+        )
+        result = sync_in_process(TapReporting, config, catalog=catalog)
+        asked = _windows(sb)
+        windows = [(s, e) for s, e, page, _ in asked if page == 1]
+        assert windows[0][0] == start and windows[-1][1] == end
+        assert all(start <= s < e <= end for s, e, _, _ in asked), "a window left the range"
+        inside = [
+            r
+            for r in sb.records("reporting", "transactions")
+            if _at(r["transaction_info"]["transaction_updated_date"]) < end
+        ]
+        assert 0 < len(inside) < len(sb.records("reporting", "transactions"))
+        assert_matches_ground_truth(
+            REPORTING, "transactions", result.records("transactions"), inside
+        )
+        assert _at(_bookmarks(result)[-1]) == end, "the bookmark stops at end_date"
+
+
 def test_a_window_still_too_large_at_its_smallest_fails_with_one_line(sandbox, tmp_path):
     sandbox.engine.api("reporting").row_limit = 0
     start = datetime(2024, 1, 1, tzinfo=timezone.utc)
