@@ -302,8 +302,10 @@ class CollectionStream(RESTStream[t.Any]):
         conform, line, prune = fast
         if prune is not None:
             prune(record)
+        if self._drifted and self._drift_changes(record, found=False):
+            conform = self._rebuilt_conformer()
         body = conform.encode(record)
-        if conform.found or self._drifted:  # a record the schema fits, so far: no work
+        if conform.found:  # a record the schema fits, so far: no work
             body = self._drifted_record(record, body, conform)
         line.write(body)
         self.state_manager.is_flushed = False
@@ -312,8 +314,15 @@ class CollectionStream(RESTStream[t.Any]):
             self._drift.dropped(conform.unmapped)
 
     _unmapped_reported = 0
-    #: Set once drift has declared a property: its values are checked a record (widening).
+    #: Set once drift has declared a property: its values are checked a record (widening),
+    #: before the record is conformed: conforming makes a boolean-only property's other
+    #: values booleans, in place, so a 5 after ``true`` would be written as ``true``.
     _drifted = False
+
+    def _rebuilt_conformer(self) -> Conformer:
+        fast = self._fast_record_path  # rebuilt if the schema changed
+        assert fast is not None  # what chose the fast path has not changed
+        return fast[0]
 
     @cached_property
     def _drift(self) -> SchemaDrift:
@@ -322,7 +331,7 @@ class CollectionStream(RESTStream[t.Any]):
         return SchemaDrift(self.name, self.effective_schema, policy, self.logger)
 
     def _drifted_record(self, record: dict, body: bytes, conform: Conformer) -> bytes:
-        """``record`` held a property the schema lacks, or the stream has drifted before.
+        """``record`` held a property the schema lacks.
 
         Fail stops here, before the record is written; evolve amends the schema, writes
         the SCHEMA message first and returns the record conformed to the new schema.
@@ -330,9 +339,7 @@ class CollectionStream(RESTStream[t.Any]):
         found, conform.found = conform.found, False
         if not self._drift_changes(record, found=found):
             return body
-        fast = self._fast_record_path  # rebuilt if the schema changed
-        assert fast is not None  # what chose the fast path has not changed
-        conform = fast[0]
+        conform = self._rebuilt_conformer()
         body = conform.encode(record)
         conform.found = False
         return body
@@ -383,14 +390,17 @@ class CollectionStream(RESTStream[t.Any]):
         if detect is not None:
             if prune is not None:
                 prune(record)
+            if self._drifted and self._drift_changes(record, found=False):
+                detect = self._drift_detector[0]  # widened before conforming (_drifted)
+        if detect is not None:
             detect(record)
-            if detect.found or self._drifted:
-                found, detect.found = detect.found, False
+            if detect.found:
+                detect.found = False
                 drift = self._drift
-                if found and drift.policy != EVOLVE and drift.policy != FAIL:
+                if drift.policy != EVOLVE and drift.policy != FAIL:
                     drift.dropped(drift.new_properties(record))
                 else:
-                    self._drift_changes(record, found=found)
+                    self._drift_changes(record, found=True)
         super()._write_record_message(record)
 
     def _process_record(
