@@ -29,6 +29,7 @@ value that no longer fits is widened before it is written.
 from __future__ import annotations
 
 import copy
+import json
 import typing as t
 from decimal import Decimal
 
@@ -139,7 +140,29 @@ def _kind_text(schema: dict) -> str:
     return " or ".join(k for k in _types(schema) if k != "null") or "null"
 
 
-Path = tuple[str, ...]  # property names; "[]" steps into a list's items
+class _Items:
+    """The step into a list's items in a :data:`Path`. Not a string, so that no property
+    name (an API may send ``"[]"``) is taken for it."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "ITEMS"
+
+
+ITEMS = _Items()
+Path = tuple[str | _Items, ...]  # property names; ITEMS steps into a list's items
+
+
+def _shown(name: str) -> str:
+    """A property name as a log line shows it: an API chooses its names, and one with a
+    line break or a control character would otherwise forge or garble log lines."""
+    return name if name.isprintable() else json.dumps(name, ensure_ascii=False)
+
+
+def _name(path: Path) -> str:
+    """The dotted name of the property at ``path`` (list steps left out), for a log line."""
+    return _shown(".".join(p for p in path if isinstance(p, str)))
 
 
 class SchemaDrift:
@@ -171,7 +194,7 @@ class SchemaDrift:
             self._logger.warning(
                 "Stream %s: property %s is not in the schema; dropped (schema_drift is drop).",
                 self.stream,
-                name,
+                _shown(name),
             )
 
     def new_properties(self, record: dict) -> list[str]:
@@ -225,7 +248,7 @@ class SchemaDrift:
                 if value is None:
                     nulls.append(key)
                     continue
-                found.append(".".join(p for p in where if p != "[]"))
+                found.append(_name(where))
                 if amend:
                     changed = self._declare(where, value) or changed
                 continue
@@ -234,7 +257,7 @@ class SchemaDrift:
                     if amend:
                         changed = self._widen(where, value) or changed
                     else:
-                        found.append(".".join(p for p in where if p != "[]"))
+                        found.append(_name(where))
                     sub = self._at(where)
                 elif not amend:
                     continue
@@ -244,22 +267,22 @@ class SchemaDrift:
                 for item in value:
                     if type(item) is dict:
                         changed = (
-                            self._walk(item, sub["items"], (*where, "[]"), found, amend=amend)
+                            self._walk(item, sub["items"], (*where, ITEMS), found, amend=amend)
                             or changed
                         )
         if amend and self.policy == EVOLVE:
             for key in nulls:
                 del obj[key]  # nothing is lost: null is what a target writes for it anyway
         elif nulls:
-            found.extend(".".join(p for p in (*path, k) if p != "[]") for k in nulls)
+            found.extend(_name((*path, k)) for k in nulls)
         return changed
 
     def _container(self, path: Path) -> dict:
         """The ``properties`` dict that holds the property at ``path``."""
         schema = self.schema
         for step in path[:-1]:
-            schema = schema["items"] if step == "[]" else schema["properties"][step]
-        if path[-1] == "[]":
+            schema = schema["items"] if step is ITEMS else schema["properties"][step]
+        if path[-1] is ITEMS:
             raise KeyError(path)
         return schema["properties"]
 
@@ -275,14 +298,17 @@ class SchemaDrift:
             self.inferred[path] = schema
         else:
             self._refresh_inferred()
+        self._warn_new(path, schema)
+        return True
+
+    def _warn_new(self, path: Path, schema: dict) -> None:
         self._logger.warning(
             "Stream %s: new property %s (not in the schema) is kept and declared as %s "
             "(schema_drift is evolve).",
             self.stream,
-            ".".join(p for p in path if p != "[]"),
+            _name(path),
             _kind_text(schema),
         )
-        return True
 
     def _widen(self, path: Path, value: t.Any) -> bool:
         self._own()
@@ -293,10 +319,12 @@ class SchemaDrift:
             return False
         container[path[-1]] = after
         self._refresh_inferred()
+        for where, schema in _added(before, after, path):  # new keys of an inferred object
+            self._warn_new(where, schema)
         self._logger.info(
             "Stream %s: property %s now declared as %s (a value did not fit %s).",
             self.stream,
-            ".".join(p for p in path if p != "[]"),
+            _name(path),
             _kind_text(after),
             _kind_text(before),
         )
@@ -306,13 +334,25 @@ class SchemaDrift:
         self.inferred = {path: self._at(path) for path in self.inferred}
 
 
+def _added(before: dict, after: dict, path: Path) -> t.Iterator[tuple[Path, dict]]:
+    """The properties ``after`` declares below ``path`` and ``before`` did not (top-most)."""
+    old = before.get("properties", {})
+    for name, sub in after.get("properties", {}).items():
+        if name not in old:
+            yield (*path, name), sub
+        else:
+            yield from _added(old[name], sub, (*path, name))
+    if isinstance(after.get("items"), dict):
+        yield from _added(before.get("items") or {}, after["items"], (*path, ITEMS))
+
+
 def _values_at(obj: t.Any, path: Path) -> t.Iterator[t.Any]:
-    """Every value at ``path`` below ``obj`` (all items of a list at a ``[]`` step)."""
+    """Every value at ``path`` below ``obj`` (all items of a list at an ITEMS step)."""
     if not path:
         yield obj
         return
     step, rest = path[0], path[1:]
-    if step == "[]":
+    if step is ITEMS:
         if type(obj) is list:
             for item in obj:
                 yield from _values_at(item, rest)

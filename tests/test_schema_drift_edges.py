@@ -8,6 +8,7 @@ truth, so every check compares what the tap wrote with what the API sent.
 from __future__ import annotations
 
 import json
+import logging
 import typing as t
 from dataclasses import dataclass
 
@@ -15,6 +16,7 @@ import pytest
 
 from api_sandbox import Sandbox
 from api_sandbox.drift import Drift
+from taps_core.drift import SchemaDrift
 from tests.support import catalog_selecting, sync_in_process, tap_case
 
 REWARDS = tap_case("rewards")
@@ -61,3 +63,39 @@ def test_a_boolean_field_that_then_sends_integers_keeps_the_integers(path):
     assert [_typed(r.get("flag")) for r in records[: len(values)]] == sent
     final = [m for m in messages if m["type"] == "SCHEMA"][-1]
     assert final["schema"]["properties"]["flag"]["type"] == ["boolean", "integer", "null"]
+
+
+def test_a_property_named_like_a_list_step_is_declared_and_kept():
+    values = [{"[]": 1}, {"[]": "x", "box": {"[]": [{"[]": True}]}}]
+    records, truth, _ = _sync(values)
+    for record, sent in zip(records[: len(values)], truth, strict=False):
+        assert {k: record.get(k) for k in ("[]", "box")} == {k: sent.get(k) for k in ("[]", "box")}
+
+
+def test_a_new_key_inside_an_inferred_object_or_list_item_gets_its_own_warning(caplog):
+    values = [
+        {"extra": {"a": 1}, "rows": [{"a": 1}]},
+        {"extra": {"a": 2, "b": "x"}, "rows": [{"a": 2, "c": True}]},
+    ]
+    with caplog.at_level(logging.WARNING):
+        records, truth, _ = _sync(values)
+    assert records[1]["extra"] == truth[1]["extra"] and records[1]["rows"] == truth[1]["rows"]
+    new = [r.getMessage() for r in caplog.records if "new property" in r.getMessage()]
+    named = sorted(line.split()[4] for line in new)
+    assert named == ["extra", "extra.b", "rows", "rows.c"], new
+
+
+def test_a_property_name_with_a_line_break_cannot_forge_a_log_line(caplog):
+    name = "evil\n2026-01-01 00:00:00 | ERROR | forged"
+    logger = logging.getLogger("tests.drift.names")
+    drift = SchemaDrift("orders", {"type": "object", "properties": {}}, "evolve", logger)
+    with caplog.at_level(logging.WARNING, logger="tests.drift.names"):
+        assert drift.evolve({name: 1, "ok": {name: 2}})
+        SchemaDrift("orders", {"properties": {}}, "drop", logger).dropped([name])
+    lines = [r.getMessage() for r in caplog.records]
+    assert len(lines) == 3, lines
+    assert not any("\n" in line for line in lines), lines
+    assert "forged" in lines[0] and "forged" in lines[2], "the name is shown, escaped"
+    fail = SchemaDrift("orders", {"properties": {}}, "fail", logger)
+    message = fail.fail_message("tap-x", fail.new_properties({name: 1}))
+    assert "\n" not in message and "\\n" in message, message
