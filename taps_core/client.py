@@ -15,7 +15,6 @@ contract asks of all five APIs lives here:
 from __future__ import annotations
 
 import contextlib
-import copy
 import decimal
 import logging
 import operator
@@ -29,6 +28,7 @@ import msgspec
 import orjson
 import requests
 from singer_sdk import RESTStream, Stream
+from singer_sdk.helpers._catalog import get_selected_schema
 from singer_sdk.helpers.conform import TypeConformanceLevel
 from singer_sdk.helpers.jsonpath import extract_jsonpath
 from singer_sdk.mapper import SameRecordTransform
@@ -364,8 +364,11 @@ class CollectionStream(RESTStream[t.Any]):
         schema = self._drift.schema
         self._input_schema = schema
         self._drifted = True
+        # Registered as the SDK registers the catalog's: without what it deselects, or
+        # the amended SCHEMA would declare deselected properties again (get_selected_schema
+        # copies, so the mapper never shares the schema drift goes on amending).
         self._tap.mapper.register_raw_stream_schema(
-            self.name, copy.deepcopy(schema), self.primary_keys
+            self.name, get_selected_schema(self.name, schema, self.mask), self.primary_keys
         )
         self._stream_maps = []  # read again from the mapper
         self.__dict__.pop("_fast_record_path", None)

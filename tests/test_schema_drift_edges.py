@@ -99,3 +99,23 @@ def test_a_property_name_with_a_line_break_cannot_forge_a_log_line(caplog):
     fail = SchemaDrift("orders", {"properties": {}}, "fail", logger)
     message = fail.fail_message("tap-x", fail.new_properties({name: 1}))
     assert "\n" not in message and "\\n" in message, message
+
+
+@pytest.mark.parametrize("path", PATHS, ids=str)
+def test_the_amended_schema_leaves_out_what_the_catalog_deselects(path):
+    drift = Sequence("rewards", STREAM, 0, None, (json.dumps({}), json.dumps({"added": 1})))
+    with Sandbox(seed=42, drifts=[drift]) as sandbox:
+        config = REWARDS.config(sandbox, **PATHS[path])
+        catalog = catalog_selecting(REWARDS.tap_class, config, STREAM)
+        entry = next(e for e in catalog["streams"] if e["tap_stream_id"] == STREAM)
+        for breadcrumb in (
+            ["properties", "value"],
+            ["properties", "recipient", "properties", "email"],
+        ):
+            entry["metadata"].append({"breadcrumb": breadcrumb, "metadata": {"selected": False}})
+        messages = sync_in_process(REWARDS.tap_class, config, catalog=catalog).messages
+    schemas = [m["schema"] for m in messages if m["type"] == "SCHEMA"]
+    assert len(schemas) == 2 and "added" in schemas[-1]["properties"]
+    for schema in schemas:
+        assert not any(name.startswith("value") for name in schema["properties"]), schema
+        assert "email" not in json.dumps(schema), "recipient.email is deselected"
