@@ -378,11 +378,15 @@ class CollectionStream(RESTStream[t.Any]):
     @cached_property
     def _drift_detector(self) -> tuple[Conformer | None, Pruner | None]:
         """On the SDK's path: the compiled set comparisons that find drift, and the
-        pruner that removes deselected properties first (so drift cannot bring them back)."""
+        pruner that removes deselected properties first (so drift cannot bring them back).
+        Under ``drop`` they drop new properties themselves, with one warning each, as on
+        the fast path: the SDK would warn again for every new set of them it meets."""
         drift = self._drift
         prune = Pruner(self.mask) or None
         try:
-            detect = Conformer(drift.schema, check_values=False, keep_undeclared=True)
+            detect = Conformer(
+                drift.schema, check_values=False, keep_undeclared=drift.keep_undeclared
+            )
         except UnsupportedSchemaError:
             return None, prune  # the SDK's own handling (dropped, with its warning)
         return detect, prune
@@ -396,14 +400,13 @@ class CollectionStream(RESTStream[t.Any]):
             if self._drifted and self._drift_changes(record, found=False):
                 detect = self._drift_detector[0]  # widened before conforming (_drifted)
         if detect is not None:
-            detect(record)
+            record = detect(record)  # a new dict when drop removed a top-level property
             if detect.found:
                 detect.found = False
-                drift = self._drift
-                if drift.policy != EVOLVE and drift.policy != FAIL:
-                    drift.dropped(drift.new_properties(record))
-                else:
-                    self._drift_changes(record, found=True)
+                self._drift_changes(record, found=True)
+            elif len(detect.unmapped) != self._unmapped_reported:
+                self._unmapped_reported = len(detect.unmapped)
+                self._drift.dropped(detect.unmapped)
         super()._write_record_message(record)
 
     def _process_record(

@@ -119,3 +119,16 @@ def test_the_amended_schema_leaves_out_what_the_catalog_deselects(path):
     for schema in schemas:
         assert not any(name.startswith("value") for name in schema["properties"]), schema
         assert "email" not in json.dumps(schema), "recipient.email is deselected"
+
+
+@pytest.mark.parametrize("path", PATHS, ids=str)
+def test_drop_warns_once_a_field_on_either_record_path(path, caplog):
+    values = [{"a": 1}, {"a": 2, "b": {"c": 3}}, {"b": {"c": 4, "d": 5}}]
+    with caplog.at_level(logging.WARNING):
+        records, _, _ = _sync(values, schema_drift="drop", **PATHS[path])
+    assert not any({"a", "b", "b__c", "b__d"} & set(r) for r in records)
+    lines = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert sorted(lines) == [
+        f"Stream {STREAM}: property {name} is not in the schema; dropped (schema_drift is drop)."
+        for name in ("a", "b")
+    ], lines
