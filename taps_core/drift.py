@@ -86,17 +86,34 @@ def _ordered(kinds: t.Iterable[str]) -> list[str]:
     return [k for k in _ORDER if k in found]
 
 
-def infer(value: t.Any) -> dict:
-    """A nullable schema for ``value``: objects with properties, lists with items."""
+#: Levels of objects and lists below a record that drift declares; a value deeper down is
+#: declared by its kind alone (an object with any properties, a list of any items) and
+#: kept as it comes. A schema as deep as any value would exhaust Python's recursion in
+#: the copies and walks a schema takes (the SDK's among them): a traceback, where
+#: ``drop`` would have lost only the field.
+MAX_DEPTH = 32
+
+
+def _open(schema: dict, kind: str, part: str) -> bool:
+    """Whether ``schema`` takes ``kind`` values of any content (no ``part`` declared)."""
+    return kind in _types(schema) and part not in schema
+
+
+def infer(value: t.Any, depth: int = 0) -> dict:
+    """A nullable schema for ``value``: objects with properties, lists with items, down
+    to :data:`MAX_DEPTH` levels below the record (``depth`` is the value's own level)."""
     kind = json_type(value)
     schema: dict[str, t.Any] = {"type": _ordered([kind])}
+    if depth >= MAX_DEPTH:
+        return schema
     if kind == "object":
-        schema["properties"] = {k: infer(v) for k, v in value.items() if v is not None}
+        schema["properties"] = {k: infer(v, depth + 1) for k, v in value.items() if v is not None}
     elif kind == "array":
         items: dict | None = None
         for item in value:
             if item is not None:
-                items = infer(item) if items is None else widen(items, infer(item))
+                more = infer(item, depth + 1)
+                items = more if items is None else widen(items, more)
         schema["items"] = items if items is not None else {"type": ["string", "null"]}
     return schema
 
@@ -104,12 +121,13 @@ def infer(value: t.Any) -> dict:
 def widen(schema: dict, other: dict) -> dict:
     """The least schema of the kinds :func:`infer` makes that both schemas' values fit."""
     out: dict[str, t.Any] = {"type": _ordered(_types(schema) + _types(other))}
-    if "object" in out["type"]:
+    both = (schema, other)
+    if "object" in out["type"] and not any(_open(s, "object", "properties") for s in both):
         properties = dict(schema.get("properties", {}))
         for name, sub in other.get("properties", {}).items():
             properties[name] = widen(properties[name], sub) if name in properties else sub
         out["properties"] = properties
-    if "array" in out["type"]:
+    if "array" in out["type"] and not any(_open(s, "array", "items") for s in both):
         mine, theirs = schema.get("items"), other.get("items")
         if mine is not None and theirs is not None and "array" in _types(schema):
             out["items"] = widen(mine, theirs) if "array" in _types(other) else mine
@@ -126,12 +144,16 @@ def fits(value: t.Any, schema: dict) -> bool:
     if isinstance(value, bool) and "boolean" not in kinds:
         return False  # a bool is an int to Python, never to JSON Schema
     if isinstance(value, dict):
-        properties = schema.get("properties", {})
+        if "properties" not in schema:
+            return True  # an object of any content (MAX_DEPTH)
+        properties = schema["properties"]
         return all(
             v is None or (k in properties and fits(v, properties[k])) for k, v in value.items()
         )
     if isinstance(value, (list, tuple)):
-        items = schema.get("items", {})
+        if "items" not in schema:
+            return True  # a list of any items (MAX_DEPTH)
+        items = schema["items"]
         return all(v is None or fits(v, items) for v in value)
     return True
 
@@ -291,7 +313,7 @@ class SchemaDrift:
 
     def _declare(self, path: Path, value: t.Any) -> bool:
         self._own()
-        schema = infer(value)
+        schema = infer(value, len(path) - 1)
         self._container(path)[path[-1]] = schema
         inside = any(path[: len(p)] == p for p in self.inferred)
         if not inside:
@@ -314,7 +336,7 @@ class SchemaDrift:
         self._own()
         container = self._container(path)
         before = container[path[-1]]
-        after = widen(before, infer(value))
+        after = widen(before, infer(value, len(path) - 1))
         if after == before:
             return False
         container[path[-1]] = after

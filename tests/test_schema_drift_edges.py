@@ -16,7 +16,7 @@ import pytest
 
 from api_sandbox import Sandbox
 from api_sandbox.drift import Drift
-from taps_core.drift import SchemaDrift
+from taps_core.drift import MAX_DEPTH, SchemaDrift, fits, infer, widen
 from tests.support import catalog_selecting, sync_in_process, tap_case
 
 REWARDS = tap_case("rewards")
@@ -132,3 +132,27 @@ def test_drop_warns_once_a_field_on_either_record_path(path, caplog):
         f"Stream {STREAM}: property {name} is not in the schema; dropped (schema_drift is drop)."
         for name in ("a", "b")
     ], lines
+
+
+@pytest.mark.parametrize("path", PATHS, ids=str)
+def test_a_new_field_nested_far_deeper_than_any_schema_is_kept_without_a_traceback(path):
+    deep: t.Any = 1
+    for _ in range(250):  # as deep as the sandbox's JSON encoder serves
+        deep = {"k": deep}
+    records, truth, messages = _sync([{"deep": deep}, {"deep": {"k": "flat now"}}], **PATHS[path])
+    if path == "fast":
+        assert [r["deep"] for r in records[:2]] == [t["deep"] for t in truth[:2]]
+    else:  # flattened one level: the rest as JSON text
+        assert [json.loads(r["deep__k"]) for r in records[:1]] == [truth[0]["deep"]["k"]]
+        assert records[1]["deep__k"] == "flat now"
+    assert len(records) == len(truth)
+    declared = [m["schema"]["properties"] for m in messages if m["type"] == "SCHEMA"][-1]
+    assert "deep" in declared or "deep__k" in declared
+
+
+def test_a_capped_schema_takes_any_content_and_stays_open_when_widened():
+    capped = infer({"a": {"b": [1]}}, MAX_DEPTH)
+    assert capped == {"type": ["object", "null"]}
+    assert fits({"anything": [{"x": True}]}, capped), "no new-key churn below the cap"
+    assert widen(capped, infer({"a": 1})) == {"type": ["object", "null"]}
+    assert widen(infer([1], MAX_DEPTH), infer(["x"])) == {"type": ["array", "null"]}
