@@ -220,7 +220,8 @@ class SchemaDrift:
             )
 
     def new_properties(self, record: dict) -> list[str]:
-        """The dotted names of the properties in ``record`` the schema lacks (non-null)."""
+        """The dotted names of the properties in ``record`` the schema lacks, null ones
+        too: under ``fail`` a new field stops the sync whatever its value."""
         found: list[str] = []
         self._walk(record, self.schema, (), found, amend=False)
         return found
