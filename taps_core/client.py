@@ -15,7 +15,6 @@ contract asks of all five APIs lives here:
 from __future__ import annotations
 
 import contextlib
-import copy
 import decimal
 import logging
 import operator
@@ -29,6 +28,7 @@ import msgspec
 import orjson
 import requests
 from singer_sdk import RESTStream, Stream
+from singer_sdk.helpers._catalog import get_selected_schema
 from singer_sdk.helpers.conform import TypeConformanceLevel
 from singer_sdk.helpers.jsonpath import extract_jsonpath
 from singer_sdk.mapper import SameRecordTransform
@@ -302,8 +302,10 @@ class CollectionStream(RESTStream[t.Any]):
         conform, line, prune = fast
         if prune is not None:
             prune(record)
+        if self._drifted and self._drift_changes(record, found=False):
+            conform = self._rebuilt_conformer()
         body = conform.encode(record)
-        if conform.found or self._drifted:  # a record the schema fits, so far: no work
+        if conform.found:  # a record the schema fits, so far: no work
             body = self._drifted_record(record, body, conform)
         line.write(body)
         self.state_manager.is_flushed = False
@@ -312,8 +314,15 @@ class CollectionStream(RESTStream[t.Any]):
             self._drift.dropped(conform.unmapped)
 
     _unmapped_reported = 0
-    #: Set once drift has declared a property: its values are checked a record (widening).
+    #: Set once drift has declared a property: its values are checked a record (widening),
+    #: before the record is conformed: conforming makes a boolean-only property's other
+    #: values booleans, in place, so a 5 after ``true`` would be written as ``true``.
     _drifted = False
+
+    def _rebuilt_conformer(self) -> Conformer:
+        fast = self._fast_record_path  # rebuilt if the schema changed
+        assert fast is not None  # what chose the fast path has not changed
+        return fast[0]
 
     @cached_property
     def _drift(self) -> SchemaDrift:
@@ -322,7 +331,7 @@ class CollectionStream(RESTStream[t.Any]):
         return SchemaDrift(self.name, self.effective_schema, policy, self.logger)
 
     def _drifted_record(self, record: dict, body: bytes, conform: Conformer) -> bytes:
-        """``record`` held a property the schema lacks, or the stream has drifted before.
+        """``record`` held a property the schema lacks.
 
         Fail stops here, before the record is written; evolve amends the schema, writes
         the SCHEMA message first and returns the record conformed to the new schema.
@@ -330,9 +339,7 @@ class CollectionStream(RESTStream[t.Any]):
         found, conform.found = conform.found, False
         if not self._drift_changes(record, found=found):
             return body
-        fast = self._fast_record_path  # rebuilt if the schema changed
-        assert fast is not None  # what chose the fast path has not changed
-        conform = fast[0]
+        conform = self._rebuilt_conformer()
         body = conform.encode(record)
         conform.found = False
         return body
@@ -357,8 +364,11 @@ class CollectionStream(RESTStream[t.Any]):
         schema = self._drift.schema
         self._input_schema = schema
         self._drifted = True
+        # Registered as the SDK registers the catalog's: without what it deselects, or
+        # the amended SCHEMA would declare deselected properties again (get_selected_schema
+        # copies, so the mapper never shares the schema drift goes on amending).
         self._tap.mapper.register_raw_stream_schema(
-            self.name, copy.deepcopy(schema), self.primary_keys
+            self.name, get_selected_schema(self.name, schema, self.mask), self.primary_keys
         )
         self._stream_maps = []  # read again from the mapper
         self.__dict__.pop("_fast_record_path", None)
@@ -368,11 +378,15 @@ class CollectionStream(RESTStream[t.Any]):
     @cached_property
     def _drift_detector(self) -> tuple[Conformer | None, Pruner | None]:
         """On the SDK's path: the compiled set comparisons that find drift, and the
-        pruner that removes deselected properties first (so drift cannot bring them back)."""
+        pruner that removes deselected properties first (so drift cannot bring them back).
+        Under ``drop`` they drop new properties themselves, with one warning each, as on
+        the fast path: the SDK would warn again for every new set of them it meets."""
         drift = self._drift
         prune = Pruner(self.mask) or None
         try:
-            detect = Conformer(drift.schema, check_values=False, keep_undeclared=True)
+            detect = Conformer(
+                drift.schema, check_values=False, keep_undeclared=drift.keep_undeclared
+            )
         except UnsupportedSchemaError:
             return None, prune  # the SDK's own handling (dropped, with its warning)
         return detect, prune
@@ -383,14 +397,16 @@ class CollectionStream(RESTStream[t.Any]):
         if detect is not None:
             if prune is not None:
                 prune(record)
-            detect(record)
-            if detect.found or self._drifted:
-                found, detect.found = detect.found, False
-                drift = self._drift
-                if found and drift.policy != EVOLVE and drift.policy != FAIL:
-                    drift.dropped(drift.new_properties(record))
-                else:
-                    self._drift_changes(record, found=found)
+            if self._drifted and self._drift_changes(record, found=False):
+                detect = self._drift_detector[0]  # widened before conforming (_drifted)
+        if detect is not None:
+            record = detect(record)  # a new dict when drop removed a top-level property
+            if detect.found:
+                detect.found = False
+                self._drift_changes(record, found=True)
+            elif len(detect.unmapped) != self._unmapped_reported:
+                self._unmapped_reported = len(detect.unmapped)
+                self._drift.dropped(detect.unmapped)
         super()._write_record_message(record)
 
     def _process_record(

@@ -29,6 +29,7 @@ value that no longer fits is widened before it is written.
 from __future__ import annotations
 
 import copy
+import json
 import typing as t
 from decimal import Decimal
 
@@ -85,17 +86,34 @@ def _ordered(kinds: t.Iterable[str]) -> list[str]:
     return [k for k in _ORDER if k in found]
 
 
-def infer(value: t.Any) -> dict:
-    """A nullable schema for ``value``: objects with properties, lists with items."""
+#: Levels of objects and lists below a record that drift declares; a value deeper down is
+#: declared by its kind alone (an object with any properties, a list of any items) and
+#: kept as it comes. A schema as deep as any value would exhaust Python's recursion in
+#: the copies and walks a schema takes (the SDK's among them): a traceback, where
+#: ``drop`` would have lost only the field.
+MAX_DEPTH = 32
+
+
+def _open(schema: dict, kind: str, part: str) -> bool:
+    """Whether ``schema`` takes ``kind`` values of any content (no ``part`` declared)."""
+    return kind in _types(schema) and part not in schema
+
+
+def infer(value: t.Any, depth: int = 0) -> dict:
+    """A nullable schema for ``value``: objects with properties, lists with items, down
+    to :data:`MAX_DEPTH` levels below the record (``depth`` is the value's own level)."""
     kind = json_type(value)
     schema: dict[str, t.Any] = {"type": _ordered([kind])}
+    if depth >= MAX_DEPTH:
+        return schema
     if kind == "object":
-        schema["properties"] = {k: infer(v) for k, v in value.items() if v is not None}
+        schema["properties"] = {k: infer(v, depth + 1) for k, v in value.items() if v is not None}
     elif kind == "array":
         items: dict | None = None
         for item in value:
             if item is not None:
-                items = infer(item) if items is None else widen(items, infer(item))
+                more = infer(item, depth + 1)
+                items = more if items is None else widen(items, more)
         schema["items"] = items if items is not None else {"type": ["string", "null"]}
     return schema
 
@@ -103,12 +121,13 @@ def infer(value: t.Any) -> dict:
 def widen(schema: dict, other: dict) -> dict:
     """The least schema of the kinds :func:`infer` makes that both schemas' values fit."""
     out: dict[str, t.Any] = {"type": _ordered(_types(schema) + _types(other))}
-    if "object" in out["type"]:
+    both = (schema, other)
+    if "object" in out["type"] and not any(_open(s, "object", "properties") for s in both):
         properties = dict(schema.get("properties", {}))
         for name, sub in other.get("properties", {}).items():
             properties[name] = widen(properties[name], sub) if name in properties else sub
         out["properties"] = properties
-    if "array" in out["type"]:
+    if "array" in out["type"] and not any(_open(s, "array", "items") for s in both):
         mine, theirs = schema.get("items"), other.get("items")
         if mine is not None and theirs is not None and "array" in _types(schema):
             out["items"] = widen(mine, theirs) if "array" in _types(other) else mine
@@ -125,12 +144,16 @@ def fits(value: t.Any, schema: dict) -> bool:
     if isinstance(value, bool) and "boolean" not in kinds:
         return False  # a bool is an int to Python, never to JSON Schema
     if isinstance(value, dict):
-        properties = schema.get("properties", {})
+        if "properties" not in schema:
+            return True  # an object of any content (MAX_DEPTH)
+        properties = schema["properties"]
         return all(
             v is None or (k in properties and fits(v, properties[k])) for k, v in value.items()
         )
     if isinstance(value, (list, tuple)):
-        items = schema.get("items", {})
+        if "items" not in schema:
+            return True  # a list of any items (MAX_DEPTH)
+        items = schema["items"]
         return all(v is None or fits(v, items) for v in value)
     return True
 
@@ -139,7 +162,29 @@ def _kind_text(schema: dict) -> str:
     return " or ".join(k for k in _types(schema) if k != "null") or "null"
 
 
-Path = tuple[str, ...]  # property names; "[]" steps into a list's items
+class _Items:
+    """The step into a list's items in a :data:`Path`. Not a string, so that no property
+    name (an API may send ``"[]"``) is taken for it."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "ITEMS"
+
+
+ITEMS = _Items()
+Path = tuple[str | _Items, ...]  # property names; ITEMS steps into a list's items
+
+
+def _shown(name: str) -> str:
+    """A property name as a log line shows it: an API chooses its names, and one with a
+    line break or a control character would otherwise forge or garble log lines."""
+    return name if name.isprintable() else json.dumps(name, ensure_ascii=False)
+
+
+def _name(path: Path) -> str:
+    """The dotted name of the property at ``path`` (list steps left out), for a log line."""
+    return _shown(".".join(p for p in path if isinstance(p, str)))
 
 
 class SchemaDrift:
@@ -171,11 +216,12 @@ class SchemaDrift:
             self._logger.warning(
                 "Stream %s: property %s is not in the schema; dropped (schema_drift is drop).",
                 self.stream,
-                name,
+                _shown(name),
             )
 
     def new_properties(self, record: dict) -> list[str]:
-        """The dotted names of the properties in ``record`` the schema lacks (non-null)."""
+        """The dotted names of the properties in ``record`` the schema lacks, null ones
+        too: under ``fail`` a new field stops the sync whatever its value."""
         found: list[str] = []
         self._walk(record, self.schema, (), found, amend=False)
         return found
@@ -225,7 +271,7 @@ class SchemaDrift:
                 if value is None:
                     nulls.append(key)
                     continue
-                found.append(".".join(p for p in where if p != "[]"))
+                found.append(_name(where))
                 if amend:
                     changed = self._declare(where, value) or changed
                 continue
@@ -234,7 +280,7 @@ class SchemaDrift:
                     if amend:
                         changed = self._widen(where, value) or changed
                     else:
-                        found.append(".".join(p for p in where if p != "[]"))
+                        found.append(_name(where))
                     sub = self._at(where)
                 elif not amend:
                     continue
@@ -244,22 +290,22 @@ class SchemaDrift:
                 for item in value:
                     if type(item) is dict:
                         changed = (
-                            self._walk(item, sub["items"], (*where, "[]"), found, amend=amend)
+                            self._walk(item, sub["items"], (*where, ITEMS), found, amend=amend)
                             or changed
                         )
         if amend and self.policy == EVOLVE:
             for key in nulls:
                 del obj[key]  # nothing is lost: null is what a target writes for it anyway
         elif nulls:
-            found.extend(".".join(p for p in (*path, k) if p != "[]") for k in nulls)
+            found.extend(_name((*path, k)) for k in nulls)
         return changed
 
     def _container(self, path: Path) -> dict:
         """The ``properties`` dict that holds the property at ``path``."""
         schema = self.schema
         for step in path[:-1]:
-            schema = schema["items"] if step == "[]" else schema["properties"][step]
-        if path[-1] == "[]":
+            schema = schema["items"] if step is ITEMS else schema["properties"][step]
+        if path[-1] is ITEMS:
             raise KeyError(path)
         return schema["properties"]
 
@@ -268,35 +314,40 @@ class SchemaDrift:
 
     def _declare(self, path: Path, value: t.Any) -> bool:
         self._own()
-        schema = infer(value)
+        schema = infer(value, len(path) - 1)
         self._container(path)[path[-1]] = schema
         inside = any(path[: len(p)] == p for p in self.inferred)
         if not inside:
             self.inferred[path] = schema
         else:
             self._refresh_inferred()
+        self._warn_new(path, schema)
+        return True
+
+    def _warn_new(self, path: Path, schema: dict) -> None:
         self._logger.warning(
             "Stream %s: new property %s (not in the schema) is kept and declared as %s "
             "(schema_drift is evolve).",
             self.stream,
-            ".".join(p for p in path if p != "[]"),
+            _name(path),
             _kind_text(schema),
         )
-        return True
 
     def _widen(self, path: Path, value: t.Any) -> bool:
         self._own()
         container = self._container(path)
         before = container[path[-1]]
-        after = widen(before, infer(value))
+        after = widen(before, infer(value, len(path) - 1))
         if after == before:
             return False
         container[path[-1]] = after
         self._refresh_inferred()
+        for where, schema in _added(before, after, path):  # new keys of an inferred object
+            self._warn_new(where, schema)
         self._logger.info(
             "Stream %s: property %s now declared as %s (a value did not fit %s).",
             self.stream,
-            ".".join(p for p in path if p != "[]"),
+            _name(path),
             _kind_text(after),
             _kind_text(before),
         )
@@ -306,13 +357,25 @@ class SchemaDrift:
         self.inferred = {path: self._at(path) for path in self.inferred}
 
 
+def _added(before: dict, after: dict, path: Path) -> t.Iterator[tuple[Path, dict]]:
+    """The properties ``after`` declares below ``path`` and ``before`` did not (top-most)."""
+    old = before.get("properties", {})
+    for name, sub in after.get("properties", {}).items():
+        if name not in old:
+            yield (*path, name), sub
+        else:
+            yield from _added(old[name], sub, (*path, name))
+    if isinstance(after.get("items"), dict):
+        yield from _added(before.get("items") or {}, after["items"], (*path, ITEMS))
+
+
 def _values_at(obj: t.Any, path: Path) -> t.Iterator[t.Any]:
-    """Every value at ``path`` below ``obj`` (all items of a list at a ``[]`` step)."""
+    """Every value at ``path`` below ``obj`` (all items of a list at an ITEMS step)."""
     if not path:
         yield obj
         return
     step, rest = path[0], path[1:]
-    if step == "[]":
+    if step is ITEMS:
         if type(obj) is list:
             for item in obj:
                 yield from _values_at(item, rest)
