@@ -17,6 +17,7 @@ import struct
 import sys
 import threading
 import time
+import typing as t
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -276,6 +277,40 @@ class Engine:
         self.faults = FaultSet(faults)
         self._log: list[RequestLog] = []
         self._log_lock = threading.Lock()
+        self._flight_lock = threading.Lock()
+        self._in_flight = 0
+        self._in_flight_peak = 0
+
+    # data requests in flight (the server answers each connection in its own thread)
+    @property
+    def in_flight(self) -> dict[str, int]:
+        """Data requests being answered now, and the most at once since the last reset.
+
+        Counted from the moment a request is routed to its reply's last byte, latency
+        faults included: what a client overlapping its requests keeps waiting at once.
+        Token and control requests are not counted.
+        """
+        with self._flight_lock:
+            return {"now": self._in_flight, "peak": self._in_flight_peak}
+
+    def reset_in_flight(self) -> None:
+        """Start counting the peak afresh (from the requests in flight now)."""
+        with self._flight_lock:
+            self._in_flight_peak = self._in_flight
+
+    @contextlib.contextmanager
+    def _flying(self, counted: bool) -> t.Iterator[None]:
+        if not counted:
+            yield
+            return
+        with self._flight_lock:
+            self._in_flight += 1
+            self._in_flight_peak = max(self._in_flight_peak, self._in_flight)
+        try:
+            yield
+        finally:
+            with self._flight_lock:
+                self._in_flight -= 1
 
     # request log
     @property
@@ -331,7 +366,14 @@ class Engine:
             return
         request = Request(method, rest, query, conn.headers, body, target)
         route = api.match(method, rest)
-        decision = self.faults.decide(api.name, rest, route is not None and route.data)
+        with self._flying(route is not None and route.data):
+            self._serve_api(conn, api, route, request, started)
+
+    def _serve_api(
+        self, conn: _Connection, api: Api, route: Route | None, request: Request, started: float
+    ) -> None:
+        method, rest, query, body = request.method, request.path, request.query, request.body
+        decision = self.faults.decide(api.name, rest, route is not None and route.data, query)
         for grow in decision.grow:
             api.mutate(str(grow.stream), new=grow.rows)
         if decision.delay:
@@ -432,6 +474,12 @@ class Engine:
             if method == "DELETE":
                 self.faults.clear()
                 return json_response({"cleared": True})
+        if parts == ["in_flight"]:
+            if method == "GET":
+                return json_response(self.in_flight)
+            if method == "DELETE":
+                self.reset_in_flight()
+                return json_response(self.in_flight)
         if parts == ["mutate"] and method == "POST":
             spec = orjson.loads(body or b"{}")
             api = self.api(spec["api"])
