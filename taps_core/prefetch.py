@@ -1,0 +1,320 @@
+"""Overlapped requests: workers fetch ahead, the main thread writes exactly as before.
+
+A Singer tap on the SDK sends one request at a time, so a sync of 2,000 pages at
+100 ms waits more than three minutes on the network. Here worker threads send the
+requests a stream will certainly make next, while the main thread goes on as the
+sequential sync does: it builds each request from the real paginator, takes the reply
+and writes the records, stream after stream, page after page.
+
+The two meet at one point, :meth:`Lane.take`. The main thread hands it the request
+it is about to send; a request fetched ahead that is the same request (method, URL
+and body; the token is applied as it leaves) is waited for and its reply used,
+anything else is sent as it is now. So a guess can cost at most a wasted request,
+never a wrong page: the replies the main thread reads are the replies to the
+requests the sequential sync sends, in its order, and its output is the same.
+
+What is fetched ahead is what is known without the current reply (see
+``CollectionStream.planned_tokens``): the later pages of a list whose first reply
+states its size (an offset with a total, page numbers with ``total_pages``), the
+first page of every date window, one request per parent record for a child stream.
+Where the next request needs the current reply (next-page URLs, tokens, cursors,
+``has_more_page``) nothing is guessed: the stream stays sequential.
+
+Bounds: :class:`Pool` runs ``max_concurrent_requests`` daemon workers and holds at
+most twice that many replies fetched and not yet taken, over all streams; one lane
+(a stream's) at most ``max_concurrent_requests``. Every request, the main thread's
+too, takes one of ``max_concurrent_requests`` in-flight slots before its budget slot
+(:class:`taps_core.budget.RequestBudget`), so no more are ever in flight and requests
+leave at the budget's pace, never bunched after a wait. A lane's unused work is
+cancelled when its stream ends; a worker's failure is raised on the main thread,
+where the sequential sync would have met it, with the same exception.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import queue
+import threading
+import typing as t
+from collections import deque
+
+if t.TYPE_CHECKING:
+    from collections.abc import Callable, Iterable, Iterator
+
+    import requests
+
+Send = t.Callable[["requests.PreparedRequest", t.Any], "requests.Response"]
+#: Requests alike for the API: the Authorization header is applied as a request leaves.
+Key = tuple[str, str, bytes]
+
+#: How long the main thread waits on a reply at a time: short enough for a signal's
+#: handler (SIGTERM's safe stop) to run between waits on any platform.
+_WAIT_STEP = 0.25
+#: How many of the main thread's own requests a lane remembers (see ``Lane._sent``).
+_SENT_KEPT = 64
+
+
+def request_key(prepared: requests.PreparedRequest) -> Key:
+    """What makes two prepared requests the same request to the API."""
+    body = prepared.body
+    if isinstance(body, str):
+        body = body.encode()
+    return (str(prepared.method), str(prepared.url), body or b"")
+
+
+class _At:
+    """Stands in for a paginator whose ``current_value`` is a planned token."""
+
+    __slots__ = ("current_value",)
+
+    def __init__(self, token: t.Any) -> None:
+        self.current_value = token
+
+
+class Ready:
+    """A plan item's request, built already (see ``CollectionStream.first_request_ahead``)."""
+
+    __slots__ = ("prepared",)
+
+    def __init__(self, prepared: requests.PreparedRequest) -> None:
+        self.prepared = prepared
+
+
+class Job:
+    """One request fetched ahead: run once by a worker, taken once by the main thread."""
+
+    __slots__ = ("_release", "cancelled", "context", "done", "error", "group", "prepared", "result")
+
+    def __init__(self, prepared: requests.PreparedRequest, context: t.Any, group: object) -> None:
+        self.prepared = prepared
+        self.context = context
+        self.group = group
+        self.done = threading.Event()
+        self.result: requests.Response | None = None
+        self.error: BaseException | None = None
+        self.cancelled = False
+        self._release: Callable[[], None] | None = None
+
+    def run(self, send: Send) -> None:
+        try:
+            if not self.cancelled:
+                self.result = send(self.prepared, self.context)
+        except BaseException as error:  # handed to the main thread, which raises it
+            self.error = error
+        finally:
+            self.done.set()
+
+    def wait(self) -> requests.Response:
+        """The reply, or the worker's exception raised here, on the main thread."""
+        while not self.done.wait(_WAIT_STEP):
+            pass
+        if self.error is not None:
+            error, self.error = self.error, None
+            raise error
+        assert self.result is not None
+        return self.result
+
+    def release(self) -> None:
+        """Give back the job's buffer slot, once."""
+        release, self._release = self._release, None
+        if release is not None:
+            release()
+
+
+class Pool:
+    """The tap's workers, its in-flight slots and its buffer of replies not yet taken."""
+
+    def __init__(self, workers: int, *, buffered: int | None = None) -> None:
+        self.workers = workers
+        #: Taken around every request sent, workers' and the main thread's alike.
+        self.in_flight = threading.BoundedSemaphore(workers)
+        self._buffer = threading.BoundedSemaphore(buffered or 2 * workers)
+        self._queue: queue.SimpleQueue[tuple[Job, Send]] = queue.SimpleQueue()
+        self._threads: list[threading.Thread] = []
+        self._lock = threading.Lock()
+
+    def submit(self, job: Job, send: Send) -> bool:
+        """Queue ``job``, unless the buffer is full (the caller keeps it for later)."""
+        if not self._buffer.acquire(blocking=False):
+            return False
+        job._release = self._buffer.release
+        self._start_workers()
+        self._queue.put((job, send))
+        return True
+
+    def _start_workers(self) -> None:
+        if len(self._threads) == self.workers:
+            return
+        with self._lock:
+            while len(self._threads) < self.workers:
+                # Daemon threads: a sync that fails or is stopped ends at once, whatever
+                # a worker is waiting for (a reply, a retry's backoff, a budget slot).
+                thread = threading.Thread(
+                    target=self._work, name=f"prefetch-{len(self._threads) + 1}", daemon=True
+                )
+                thread.start()
+                self._threads.append(thread)
+
+    def _work(self) -> None:
+        while True:
+            job, send = self._queue.get()
+            job.run(send)
+            del job, send
+
+
+class Lane:
+    """One stream's requests fetched ahead, and its plan of requests to fetch next.
+
+    Used by the main thread only (workers see :class:`Job` objects, nothing else).
+    A plan is an iterator of ``(context, token)``, tagged with a group (one call of
+    ``request_records``, or the windows of a stream, or a parent's children): a newer
+    plan of a group replaces the older one, and a group's leftovers are dropped when
+    it ends. Plans are drawn front first: a list's pages before the next window.
+    """
+
+    def __init__(self, stream: t.Any, pool: Pool, send: Send) -> None:
+        self._stream = stream
+        self._pool = pool
+        self._send = send
+        self.depth = pool.workers
+        self._jobs: dict[Key, Job] = {}
+        #: [group, iterator, most jobs of the group at once], front first.
+        self._plans: deque[list[t.Any]] = deque()
+        #: Requests the main thread sent itself lately: a plan that lags behind it
+        #: must not send them a second time.
+        self._sent: deque[Key] = deque(maxlen=_SENT_KEPT)
+        self.users = 0
+
+    def plan(
+        self,
+        group: object,
+        items: Iterable[tuple[t.Any, t.Any]],
+        *,
+        cap: int | None = None,
+        front: bool = True,
+    ) -> None:
+        """Fetch these ``(context, token)`` requests ahead, ``cap`` of them at a time.
+
+        A group's newer plan replaces its older one, keeping its cap unless given.
+        """
+        kept = [entry for entry in self._plans if entry[0] is group]
+        self._plans = deque(entry for entry in self._plans if entry[0] is not group)
+        if cap is None:
+            cap = kept[0][2] if kept else 1
+        entry = [group, iter(items), min(cap, self.depth)]
+        if front:
+            self._plans.appendleft(entry)
+        else:
+            self._plans.append(entry)
+        self.fill()
+
+    def widen(self, group: object) -> None:
+        """The group's last page read true: fetch twice as far ahead (up to the depth).
+
+        A list's plan starts one page ahead of the reader and doubles with every page
+        that brings new records, so a list that only pretends to page (it serves the
+        same rows at every offset, and the repeat guard ends it on its second page)
+        costs no more requests overlapped than sequential.
+        """
+        for entry in self._plans:
+            if entry[0] is group:
+                entry[2] = min(entry[2] * 2, self.depth)
+        self.fill()
+
+    def fill(self) -> None:
+        """Start planned requests until the lane or the pool's buffer is full."""
+        while self._plans and len(self._jobs) < self.depth:
+            for entry in self._plans:
+                group, items, cap = entry
+                if sum(job.group is group for job in self._jobs.values()) < cap:
+                    break
+            else:
+                return  # every plan has its share in flight
+            item = next(items, _END)
+            if item is _END:
+                self._plans.remove(entry)
+                continue
+            context, token = item
+            if isinstance(token, Ready):
+                prepared = token.prepared
+            else:
+                prepared = self._stream._prepare_request(context=context, page=_At(token))
+            key = request_key(prepared)
+            if key in self._jobs or key in self._sent:
+                continue
+            job = Job(prepared, context, group)
+            if not self._pool.submit(job, self._send):
+                entry[1] = itertools.chain([item], items)  # no room: this one first, later
+                return
+            self._jobs[key] = job
+
+    def take(
+        self, prepared: requests.PreparedRequest, context: t.Any, send: Send
+    ) -> tuple[requests.Response, bool]:
+        """The reply to ``prepared``: fetched ahead if it was, else sent now.
+
+        The second value says whether it had been fetched ahead.
+        """
+        key = request_key(prepared)
+        job = self._jobs.pop(key, None)
+        if job is None:
+            self._sent.append(key)
+            return send(prepared, context), False
+        try:
+            return job.wait(), True
+        finally:
+            job.release()  # the lane refills once the reader has read the page (widen)
+
+    def end(self, group: object) -> None:
+        """Drop what is left of ``group``: its plan, and replies nobody will take."""
+        self._plans = deque(entry for entry in self._plans if entry[0] is not group)
+        for key in [key for key, job in self._jobs.items() if job.group is group]:
+            self._discard(self._jobs.pop(key))
+        self.fill()
+
+    def close(self) -> None:
+        """The stream is done (or failed): cancel everything not taken."""
+        self._plans.clear()
+        jobs, self._jobs = self._jobs, {}
+        for job in jobs.values():
+            self._discard(job)
+
+    @staticmethod
+    def _discard(job: Job) -> None:
+        job.cancelled = True  # a worker that has not begun it sends nothing
+        job.release()
+
+
+_END = object()
+
+
+@contextlib.contextmanager
+def lane_in_use(stream: t.Any) -> Iterator[Lane | None]:
+    """The stream's lane while it reads; closed when its outermost read ends.
+
+    A child stream's lane is fed by its parent and outlives each of the child's reads
+    (one per parent record): the parent's outermost read closes it.
+    """
+    lane = stream._prefetch_lane
+    if lane is None:
+        yield None
+        return
+    if lane.users == 0 and stream.parent_stream_type is None:
+        stream._tap.prefetch_upcoming(stream)
+    lane.users += 1
+    try:
+        yield lane
+    finally:
+        lane.users -= 1
+        if lane.users == 0 and stream.parent_stream_type is None:
+            close_lanes(stream)
+
+
+def close_lanes(stream: t.Any) -> None:
+    """Close the lanes of ``stream`` and of its child streams, depth first."""
+    for child in getattr(stream, "child_streams", ()):
+        close_lanes(child)
+    lane = stream.__dict__.get("_prefetch_lane")
+    if lane is not None:
+        lane.close()
