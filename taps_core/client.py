@@ -481,7 +481,7 @@ class CollectionStream(RESTStream[t.Any]):
         overlapping = isinstance(paginator, OverlappingOffsetPaginator)
         limit = paginator.limit if isinstance(paginator, OffsetTotalPaginator) else None
         group = object()  # this read's plan in the lane
-        planned = False
+        planned = chained = False
         children = self._children_to_feed() if lane is not None else ()
         try:
             with self.get_http_request_counter() as request_counter:
@@ -499,6 +499,10 @@ class CollectionStream(RESTStream[t.Any]):
                             if following is not None:
                                 lane.plan(group, ((context, value) for value in following))
                                 planned = True
+                            elif not chained:
+                                chained = self._chain_ahead(
+                                    lane, group, context, paginator, response
+                                )
                     request_counter.increment()
                     rows = list(self.parse_response(response))
                     page = rows
@@ -561,6 +565,28 @@ class CollectionStream(RESTStream[t.Any]):
         self.requests_session  # built here, before a worker can race to build it  # noqa: B018
         return prefetch.Lane(self, pool, self.request_decorator(self._request))
 
+    def _chain_ahead(
+        self,
+        lane: prefetch.Lane,
+        group: object,
+        context: Context | None,
+        paginator: t.Any,
+        response: requests.Response,
+    ) -> None:
+        """Walk the rest of a list paged by its replies ahead of the reader, if any.
+
+        The lane's copy of the paginator moves as the reader's will: this reply first,
+        now, before its records are written; each later reply as it arrives.
+        """
+        shadow = copy.copy(paginator)
+        try:
+            if not self.rows(response) and not shadow.continue_if_empty(response):
+                return
+            shadow.advance(response)
+        except Exception:  # the reader meets it itself, where it would
+            return
+        lane.chain(group, context, shadow)
+
     def planned_tokens(self, paginator: t.Any, response: requests.Response) -> t.Iterable | None:
         """The tokens of the pages that follow this reply, known without their replies.
 
@@ -578,13 +604,8 @@ class CollectionStream(RESTStream[t.Any]):
     def first_request_ahead(self) -> requests.PreparedRequest | None:
         """The stream's first request, built now, while an earlier stream is read.
 
-        What the sync changes before the stream's first request is its starting
-        replication value, written into the state as the stream's sync begins. It is
-        written here too, the request built, and the tap's state put back as it was,
-        in place and in its key order, before any other message can be written: a
-        STATE message of the stream being read meanwhile is unchanged. None for a
-        stream whose first request depends on more (a child's parent record, date
-        windows, partitions).
+        None for a stream whose first request depends on more than its own state and
+        settings (a child's parent record, date windows, partitions).
         """
         if (
             not self.first_request_known_ahead
@@ -592,11 +613,22 @@ class CollectionStream(RESTStream[t.Any]):
             or self.partitions is not None
         ):
             return None
+        return self.request_ahead(None, self.get_new_paginator().current_value)
+
+    def request_ahead(self, context: Context | None, token: t.Any) -> requests.PreparedRequest:
+        """A request of this stream built before its sync begins, as it will be then.
+
+        What the sync changes before the stream's first request is its starting
+        replication value, written into the state as the stream's sync begins. It is
+        written here too, the request built, and the tap's state put back as it was,
+        in place and in its key order, before any other message can be written: a
+        STATE message of the stream being read meanwhile is unchanged.
+        """
         state = self._tap.state
         saved = copy.deepcopy(state)
         try:
-            self._write_starting_replication_value(None)
-            return self._prepare_request(context=None, page=self.get_new_paginator())
+            self._write_starting_replication_value(context)
+            return self._prepare_request(context=context, page=prefetch.At(token))
         finally:
             _restore(state, saved)
 

@@ -63,22 +63,13 @@ def request_key(prepared: requests.PreparedRequest) -> Key:
     return (str(prepared.method), str(prepared.url), body or b"")
 
 
-class _At:
+class At:
     """Stands in for a paginator whose ``current_value`` is a planned token."""
 
     __slots__ = ("current_value",)
 
     def __init__(self, token: t.Any) -> None:
         self.current_value = token
-
-
-class Ready:
-    """A plan item's request, built already (see ``CollectionStream.first_request_ahead``)."""
-
-    __slots__ = ("prepared",)
-
-    def __init__(self, prepared: requests.PreparedRequest) -> None:
-        self.prepared = prepared
 
 
 class Job:
@@ -96,7 +87,7 @@ class Job:
         self.cancelled = False
         self._release: Callable[[], None] | None = None
 
-    def run(self, send: Send) -> None:
+    def run(self, send: Send, wake: threading.Event) -> None:
         try:
             if not self.cancelled:
                 self.result = send(self.prepared, self.context)
@@ -104,11 +95,20 @@ class Job:
             self.error = error
         finally:
             self.done.set()
+            wake.set()
 
-    def wait(self) -> requests.Response:
-        """The reply, or the worker's exception raised here, on the main thread."""
-        while not self.done.wait(_WAIT_STEP):
-            pass
+    def wait(self, pool: Pool) -> requests.Response:
+        """The reply, or the worker's exception raised here, on the main thread.
+
+        While it waits, the main thread moves the chains on (:meth:`Pool.pump`): a
+        reply another chain was waiting for gives that chain its next request now.
+        """
+        while not self.done.is_set():
+            pool.wake.clear()
+            pool.pump()
+            if self.done.is_set():
+                break
+            pool.wake.wait(_WAIT_STEP)
         if self.error is not None:
             error, self.error = self.error, None
             raise error
@@ -133,6 +133,15 @@ class Pool:
         self._queue: queue.SimpleQueue[tuple[Job, Send]] = queue.SimpleQueue()
         self._threads: list[threading.Thread] = []
         self._lock = threading.Lock()
+        #: Set by a worker as a job ends: the main thread's cue to move the chains on.
+        self.wake = threading.Event()
+        #: Lanes with chains to move on (main thread only).
+        self.chained: list[Lane] = []
+
+    def pump(self) -> None:
+        """Move every chain on whose last reply has come (main thread only)."""
+        for lane in list(self.chained):
+            lane.pump()
 
     def submit(self, job: Job, send: Send) -> bool:
         """Queue ``job``, unless the buffer is full (the caller keeps it for later)."""
@@ -159,7 +168,7 @@ class Pool:
     def _work(self) -> None:
         while True:
             job, send = self._queue.get()
-            job.run(send)
+            job.run(send, self.wake)
             del job, send
 
 
@@ -184,6 +193,7 @@ class Lane:
         #: Requests the main thread sent itself lately: a plan that lags behind it
         #: must not send them a second time.
         self._sent: deque[Key] = deque(maxlen=_SENT_KEPT)
+        self._chains: list[Chain] = []
         self.users = 0
 
     def plan(
@@ -224,6 +234,7 @@ class Lane:
 
     def fill(self) -> None:
         """Start planned requests until the lane or the pool's buffer is full."""
+        self._pool.pump()
         while self._plans and len(self._jobs) < self.depth:
             for entry in self._plans:
                 group, items, cap = entry
@@ -236,10 +247,7 @@ class Lane:
                 self._plans.remove(entry)
                 continue
             context, token = item
-            if isinstance(token, Ready):
-                prepared = token.prepared
-            else:
-                prepared = self._stream._prepare_request(context=context, page=_At(token))
+            prepared = self._prepare(context, token)
             key = request_key(prepared)
             if key in self._jobs or key in self._sent:
                 continue
@@ -248,6 +256,99 @@ class Lane:
                 entry[1] = itertools.chain([item], items)  # no room: this one first, later
                 return
             self._jobs[key] = job
+
+    def chain(
+        self,
+        group: object,
+        context: t.Any,
+        paginator: t.Any,
+        *,
+        first: requests.PreparedRequest | None = None,
+        prepare: Callable[[t.Any, t.Any], requests.PreparedRequest] | None = None,
+        ahead: int = 2,
+    ) -> None:
+        """Walk a list whose next request needs the reply before it, ahead of the reader.
+
+        ``paginator`` is the lane's own copy, at the next page to fetch: each reply
+        advances it (on the main thread, as the reader's would be) to the request after.
+        At most ``ahead`` replies of the chain wait to be read. ``first``: that page's
+        request, built already; ``prepare`` builds the others (default: the stream's).
+        """
+        self.unchain(group)
+        if paginator.finished:
+            return
+        self._chains.append(
+            Chain(group, context, paginator, first, prepare or self._prepare, ahead)
+        )
+        if self not in self._pool.chained:
+            self._pool.chained.append(self)
+        self.pump()
+
+    def unchain(self, group: object) -> None:
+        """Stop a group's chain; what it fetched stays to be taken."""
+        self._chains = [chain for chain in self._chains if chain.group is not group]
+        if not self._chains and self in self._pool.chained:
+            self._pool.chained.remove(self)
+
+    def _prepare(self, context: t.Any, token: t.Any) -> requests.PreparedRequest:
+        return self._stream._prepare_request(context=context, page=At(token))
+
+    def pump(self) -> None:
+        """Move each chain on: the next request once the last reply is in (main thread)."""
+        for chain in list(self._chains):
+            while self._step(chain):
+                pass
+
+    def _step(self, chain: Chain) -> bool:
+        """One move of ``chain``; whether it can move again at once."""
+        job = chain.job
+        if job is not None:
+            if not job.done.is_set():
+                return False
+            if job.error is not None or job.result is None or job.cancelled:
+                self._drop_chain(chain)
+                return False
+            response = job.result
+            chain.job = None
+            try:  # the reader's own loop, minus the records: pure functions of the reply
+                rows = self._stream.rows(response)
+                if not rows and not chain.paginator.continue_if_empty(response):
+                    self._drop_chain(chain)
+                    return False
+                chain.paginator.advance(response)
+            except Exception:  # the reader meets it itself, where it would
+                self._drop_chain(chain)
+                return False
+            if chain.paginator.finished:
+                self._drop_chain(chain)
+                return False
+            chain.first = None
+        waiting = sum(1 for j in self._jobs.values() if j.group is chain.group)
+        if waiting >= chain.ahead or len(self._jobs) >= self.depth:
+            return False
+        try:
+            prepared = chain.first or chain.prepare(chain.context, chain.paginator.current_value)
+        except Exception:
+            self._drop_chain(chain)
+            return False
+        key = request_key(prepared)
+        if key in self._sent:  # the reader is past it: nothing ahead to fetch
+            self._drop_chain(chain)
+            return False
+        job = self._jobs.get(key)
+        if job is None:
+            job = Job(prepared, chain.context, chain.group)
+            if not self._pool.submit(job, self._send):
+                return False  # no room now: tried again at the next pump
+            self._jobs[key] = job
+        chain.job = job
+        return job.done.is_set()
+
+    def _drop_chain(self, chain: Chain) -> None:
+        if chain in self._chains:
+            self._chains.remove(chain)
+        if not self._chains and self in self._pool.chained:
+            self._pool.chained.remove(self)
 
     def take(
         self, prepared: requests.PreparedRequest, context: t.Any, send: Send
@@ -262,12 +363,13 @@ class Lane:
             self._sent.append(key)
             return send(prepared, context), False
         try:
-            return job.wait(), True
+            return job.wait(self._pool), True
         finally:
             job.release()  # the lane refills once the reader has read the page (widen)
 
     def end(self, group: object) -> None:
         """Drop what is left of ``group``: its plan, and replies nobody will take."""
+        self.unchain(group)
         self._plans = deque(entry for entry in self._plans if entry[0] is not group)
         for key in [key for key, job in self._jobs.items() if job.group is group]:
             self._discard(self._jobs.pop(key))
@@ -276,6 +378,9 @@ class Lane:
     def close(self) -> None:
         """The stream is done (or failed): cancel everything not taken."""
         self._plans.clear()
+        self._chains.clear()
+        if self in self._pool.chained:
+            self._pool.chained.remove(self)
         jobs, self._jobs = self._jobs, {}
         for job in jobs.values():
             self._discard(job)
@@ -287,6 +392,29 @@ class Lane:
 
 
 _END = object()
+
+
+class Chain:
+    """A list walked ahead page by page (see :meth:`Lane.chain`)."""
+
+    __slots__ = ("ahead", "context", "first", "group", "job", "paginator", "prepare")
+
+    def __init__(
+        self,
+        group: object,
+        context: t.Any,
+        paginator: t.Any,
+        first: requests.PreparedRequest | None,
+        prepare: Callable[[t.Any, t.Any], requests.PreparedRequest],
+        ahead: int,
+    ) -> None:
+        self.group = group
+        self.context = context
+        self.paginator = paginator
+        self.first = first
+        self.prepare = prepare
+        self.ahead = ahead
+        self.job: Job | None = None
 
 
 @contextlib.contextmanager
@@ -301,6 +429,7 @@ def lane_in_use(stream: t.Any) -> Iterator[Lane | None]:
         yield None
         return
     if lane.users == 0 and stream.parent_stream_type is None:
+        lane.unchain(stream._tap)  # its own read walks on from here
         stream._tap.prefetch_upcoming(stream)
     lane.users += 1
     try:

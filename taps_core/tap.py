@@ -19,7 +19,7 @@ from singer_sdk.exceptions import ConfigValidationError
 from taps_core import inputs, logs, settings_check
 from taps_core.budget import RequestBudget
 from taps_core.errors import FAILED_STREAM_ATTRIBUTE, ConfigError, TapError, one_line
-from taps_core.prefetch import Pool, Ready
+from taps_core.prefetch import Pool
 from taps_core.records import FastWriter
 from taps_core.records import stdout as gathered_records
 from taps_core.redact import install as install_redaction
@@ -132,8 +132,9 @@ class CollectionTap(Tap):
 
         The SDK syncs the selected top-level streams in order; a stream whose next
         pages need the reply before them (next-page URLs, cursors) overlaps only this
-        way. At most half the workers' count of streams ahead, one page each: the
-        replies wait in the pool's buffer until their stream begins.
+        way. At most half the workers' count of streams ahead, each walked at most two
+        pages ahead (:meth:`taps_core.prefetch.Lane.chain`): the replies wait in the
+        pool's buffer until their stream begins.
         """
         pool = self.prefetch_pool
         if pool is None:
@@ -153,7 +154,13 @@ class CollectionTap(Tap):
             self._offered_ahead.add(upcoming.name)
             prepared = upcoming.first_request_ahead()
             if prepared is not None:
-                lane.plan(self, [(None, Ready(prepared))], cap=1, front=False)
+                lane.chain(
+                    self,
+                    None,
+                    upcoming.get_new_paginator(),
+                    first=prepared,
+                    prepare=upcoming.request_ahead,
+                )
 
     @cached_property
     def _offered_ahead(self) -> set[str]:

@@ -101,7 +101,7 @@ class DateWindowStream(CollectionStream):
                     (self._window_context(context, window), start)
                     for window in self.windows(origin, self._horizon)
                 )
-                lane.plan(self, firsts, cap=max(lane.depth // 2, 1), front=False)
+                lane.plan(self, firsts, cap=lane.depth, front=False)
             for window in self.windows(origin, self._horizon):
                 yield from self._read_window(window, context)
 
