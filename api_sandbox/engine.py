@@ -299,18 +299,30 @@ class Engine:
             self._in_flight_peak = self._in_flight
 
     @contextlib.contextmanager
-    def _flying(self, counted: bool) -> t.Iterator[None]:
-        if not counted:
-            yield
-            return
-        with self._flight_lock:
-            self._in_flight += 1
-            self._in_flight_peak = max(self._in_flight_peak, self._in_flight)
-        try:
-            yield
-        finally:
+    def _flying(self, counted: bool) -> t.Iterator[Callable[[], None]]:
+        """Count one request in flight; the callable it gives ends the count, once.
+
+        The count ends as the reply starts to leave, not after its last byte: a client
+        that sends its next request the moment a reply arrives must never find this one
+        still counted (a peak above its true number in flight).
+        """
+        done = not counted
+
+        def landed() -> None:
+            nonlocal done
+            if not done:
+                done = True
+                with self._flight_lock:
+                    self._in_flight -= 1
+
+        if counted:
             with self._flight_lock:
-                self._in_flight -= 1
+                self._in_flight += 1
+                self._in_flight_peak = max(self._in_flight_peak, self._in_flight)
+        try:
+            yield landed
+        finally:
+            landed()
 
     # request log
     @property
@@ -366,11 +378,17 @@ class Engine:
             return
         request = Request(method, rest, query, conn.headers, body, target)
         route = api.match(method, rest)
-        with self._flying(route is not None and route.data):
-            self._serve_api(conn, api, route, request, started)
+        with self._flying(route is not None and route.data) as landed:
+            self._serve_api(conn, api, route, request, started, landed)
 
     def _serve_api(
-        self, conn: _Connection, api: Api, route: Route | None, request: Request, started: float
+        self,
+        conn: _Connection,
+        api: Api,
+        route: Route | None,
+        request: Request,
+        started: float,
+        landed: Callable[[], None],
     ) -> None:
         method, rest, query, body = request.method, request.path, request.query, request.body
         decision = self.faults.decide(api.name, rest, route is not None and route.data, query)
@@ -395,9 +413,11 @@ class Engine:
             reply = api.error(429)
         else:  # reset
             self.log(RequestLog(api.name, method, rest, query, body, started, 0, label))
+            landed()
             conn.reset()
             return
         self.log(RequestLog(api.name, method, rest, query, body, started, reply.status, label))
+        landed()
         if fault is not None and fault.kind == "truncate":
             conn.send(reply, truncate=True)
         elif fault is not None and fault.kind == "malformed":
