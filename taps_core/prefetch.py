@@ -18,7 +18,11 @@ What is fetched ahead is what is known without the current reply (see
 states its size (an offset with a total, page numbers with ``total_pages``), the
 first page of every date window, one request per parent record for a child stream.
 Where the next request needs the current reply (next-page URLs, tokens, cursors,
-``has_more_page``) nothing is guessed: the stream stays sequential.
+``has_more_page``) nothing is guessed and the stream's pages stay sequential, one in
+flight at a time: a :class:`Chain` sends each as soon as the reply before it is in,
+from the main thread's copy of the paginator, rather than once the reader has written
+the records before it. The next streams' first pages are walked that way too, while
+the stream before them is read (``CollectionTap.prefetch_upcoming``).
 
 Bounds: :class:`Pool` runs ``max_concurrent_requests`` daemon workers and holds at
 most twice that many replies fetched and not yet taken, over all streams; one lane

@@ -132,9 +132,9 @@ class CollectionTap(Tap):
 
         The SDK syncs the selected top-level streams in order; a stream whose next
         pages need the reply before them (next-page URLs, cursors) overlaps only this
-        way. At most half the workers' count of streams ahead, each walked at most two
-        pages ahead (:meth:`taps_core.prefetch.Lane.chain`): the replies wait in the
-        pool's buffer until their stream begins.
+        way. As many streams ahead as there are workers, each walked at most two pages
+        ahead (:meth:`taps_core.prefetch.Lane.chain`); the replies wait in the pool's
+        buffer (twice the workers, in all) until their stream begins.
         """
         pool = self.prefetch_pool
         if pool is None:
@@ -147,7 +147,7 @@ class CollectionTap(Tap):
         if stream not in order:
             return
         start = order.index(stream) + 1
-        for upcoming in order[start : start + max(pool.workers // 2, 1)]:
+        for upcoming in order[start : start + pool.workers]:
             lane = getattr(upcoming, "_prefetch_lane", None)
             if lane is None or upcoming.name in self._offered_ahead:
                 continue
