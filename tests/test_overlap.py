@@ -174,3 +174,32 @@ def test_a_token_that_expires_with_eight_requests_in_flight_is_renewed_once(tmp_
     assert peak >= 4
     assert len(refused) > 1, "the expiry did not meet several requests in flight"
     assert issuer.issued == 2
+
+
+def test_an_incremental_sync_from_a_state_asks_and_writes_the_same_overlapped(tmp_path):
+    """Bookings: every stream incremental (``ModifiedAfter`` from the bookmark, read as
+    each stream's sync begins), next-page URLs walked ahead. The next streams' first
+    requests are built early from their own bookmarks, and no STATE shows it."""
+    case = tap_case("bookings")
+    outputs, asked = {}, {}
+    with Sandbox(seed=42) as sandbox:
+        config = case.config(sandbox, max_concurrent_requests=1)
+        for name in ("first", "1", "8"):
+            (tmp_path / name).mkdir()
+        first = run_cli(case.executable, config, tmp_path / "first")
+        assert first.returncode == 0, first.stderr[-2000:]
+        state = first.sync.last_state
+        for stream in ("booking", "invoice"):  # two streams with something new since
+            sandbox.mutate("bookings", stream, new=3, modified=2)
+        started = datetime.now(timezone.utc) - timedelta(seconds=1)
+        for concurrent in (1, 8):
+            sandbox.clear_requests()
+            config = case.config(sandbox, max_concurrent_requests=concurrent)
+            result = run_cli(case.executable, config, tmp_path / str(concurrent), state=state)
+            assert result.returncode == 0, result.stderr[-2000:]
+            outputs[concurrent] = comparable(result.stdout, started)
+            asked[concurrent] = _request_signature(sandbox, started)
+    assert outputs[8] == outputs[1]
+    assert asked[8] == asked[1]
+    assert any("ModifiedAfter" in key[3] for key in asked[1])
+    assert '"type":"RECORD"' in outputs[1]
