@@ -494,6 +494,10 @@ class CollectionStream(RESTStream[t.Any]):
                         response = send(prepared, context)
                     else:
                         response, ahead = lane.take(prepared, context, send)
+                        if not planned and not chained and self.parent_stream_type is None:
+                            # The API took this stream's first request (the credentials,
+                            # the settings): now the next streams' first pages may go too.
+                            self._tap.prefetch_upcoming(self)
                         if not planned or not ahead:  # the first page, or a guess went wrong
                             following = self.planned_tokens(paginator, response)
                             if following is not None:

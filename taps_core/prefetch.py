@@ -434,7 +434,6 @@ def lane_in_use(stream: t.Any) -> Iterator[Lane | None]:
         return
     if lane.users == 0 and stream.parent_stream_type is None:
         lane.unchain(stream._tap)  # its own read walks on from here
-        stream._tap.prefetch_upcoming(stream)
     lane.users += 1
     try:
         yield lane

@@ -128,7 +128,7 @@ class CollectionTap(Tap):
         return Pool(workers) if workers > 1 else None
 
     def prefetch_upcoming(self, stream: CollectionStream) -> None:
-        """As ``stream`` begins, fetch the first pages of the streams that follow it.
+        """Once ``stream``'s first reply is in, fetch the first pages of the next streams.
 
         The SDK syncs the selected top-level streams in order; a stream whose next
         pages need the reply before them (next-page URLs, cursors) overlaps only this
