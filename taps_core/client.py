@@ -539,7 +539,7 @@ class CollectionStream(RESTStream[t.Any]):
                     if lane is not None:
                         if children:
                             self._feed_children(children, fresh, context)
-                        if fresh and ahead:  # a page fetched ahead proved true
+                        if fresh and ahead and lane.waited:  # proved true, and was awaited
                             lane.widen(group)
                         else:
                             lane.fill()

@@ -40,6 +40,7 @@ import contextlib
 import itertools
 import queue
 import threading
+import time
 import typing as t
 from collections import deque
 
@@ -91,15 +92,17 @@ class Job:
         self.cancelled = False
         self._release: Callable[[], None] | None = None
 
-    def run(self, send: Send, wake: threading.Event) -> None:
+    def run(self, send: Send, pool: Pool) -> None:
+        began = time.monotonic()
         try:
             if not self.cancelled:
                 self.result = send(self.prepared, self.context)
+                pool.timed(time.monotonic() - began)
         except BaseException as error:  # handed to the main thread, which raises it
             self.error = error
         finally:
             self.done.set()
-            wake.set()
+            pool.wake.set()
 
     def wait(self, pool: Pool) -> requests.Response:
         """The reply, or the worker's exception raised here, on the main thread.
@@ -142,6 +145,23 @@ class Pool:
         #: Lanes with chains to move on (main thread only).
         self.chained: list[Lane] = []
 
+    #: A reply quicker than this on average is not worth fetching ahead: handing it
+    #: from a worker to the main thread costs more (the GIL changes hands, at worst
+    #: every 5 ms switch interval), and the reader would rather send it itself.
+    WORTH_FETCHING_AHEAD = 0.010
+    _round_trip: float | None = None
+
+    def timed(self, seconds: float) -> None:
+        """Count one request's round trip into the running average (any thread)."""
+        average = self._round_trip
+        self._round_trip = seconds if average is None else 0.8 * average + 0.2 * seconds
+
+    @property
+    def worth_it(self) -> bool:
+        """Whether the API's replies are slow enough to be worth fetching ahead."""
+        average = self._round_trip
+        return average is None or average >= self.WORTH_FETCHING_AHEAD
+
     def pump(self) -> None:
         """Move every chain on whose last reply has come (main thread only)."""
         for lane in list(self.chained):
@@ -172,7 +192,7 @@ class Pool:
     def _work(self) -> None:
         while True:
             job, send = self._queue.get()
-            job.run(send, self.wake)
+            job.run(send, self)
             del job, send
 
 
@@ -199,6 +219,8 @@ class Lane:
         self._sent: deque[Key] = deque(maxlen=_SENT_KEPT)
         self._chains: list[Chain] = []
         self.users = 0
+        #: Whether the reader had to wait for the last reply it took fetched ahead.
+        self.waited = False
 
     def plan(
         self,
@@ -229,7 +251,10 @@ class Lane:
         A list's plan starts one page ahead of the reader and doubles with every page
         that brings new records, so a list that only pretends to page (it serves the
         same rows at every offset, and the repeat guard ends it on its second page)
-        costs no more requests overlapped than sequential.
+        costs no more requests overlapped than sequential. The reader calls it only
+        when it had to wait for that page: where replies are in before the reader
+        wants them (a fast API), more threads would only contend with it for the
+        interpreter.
         """
         for entry in self._plans:
             if entry[0] is group:
@@ -239,6 +264,8 @@ class Lane:
     def fill(self) -> None:
         """Start planned requests until the lane or the pool's buffer is full."""
         self._pool.pump()
+        if not self._pool.worth_it:
+            return
         while self._plans and len(self._jobs) < self.depth:
             for entry in self._plans:
                 group, items, cap = entry
@@ -328,7 +355,7 @@ class Lane:
                 return False
             chain.first = None
         waiting = sum(1 for j in self._jobs.values() if j.group is chain.group)
-        if waiting >= chain.ahead or len(self._jobs) >= self.depth:
+        if waiting >= chain.ahead or len(self._jobs) >= self.depth or not self._pool.worth_it:
             return False
         try:
             prepared = chain.first or chain.prepare(chain.context, chain.paginator.current_value)
@@ -365,7 +392,11 @@ class Lane:
         job = self._jobs.pop(key, None)
         if job is None:
             self._sent.append(key)
-            return send(prepared, context), False
+            began = time.monotonic()
+            response = send(prepared, context)
+            self._pool.timed(time.monotonic() - began)
+            return response, False
+        self.waited = not job.done.is_set()
         try:
             return job.wait(self._pool), True
         finally:
