@@ -175,7 +175,7 @@ def test_a_window_of_more_than_one_page_is_read_page_by_page():
         start = datetime.now(timezone.utc).replace(microsecond=0) - timedelta(days=30)
         config, catalog = _transactions_only(sb, start_date=_text(start), window_days=31)
         result = sync_in_process(TapReporting, config, catalog=catalog)
-        assert [page for _, _, page, _ in _windows(sb)] == [1, 2, 3]
+        assert sorted(page for _, _, page, _ in _windows(sb)) == [1, 2, 3]  # in any order
         assert_matches_ground_truth(
             REPORTING,
             "transactions",
