@@ -24,6 +24,10 @@ from the main thread's copy of the paginator, rather than once the reader has wr
 the records before it. The next streams' first pages are walked that way too, while
 the stream before them is read (``CollectionTap.prefetch_upcoming``).
 
+Nothing is fetched ahead while the API answers in under 10 ms on average
+(:attr:`Pool.WORTH_FETCHING_AHEAD`): a reply handed from a worker to the main thread
+costs the GIL changing hands, more than such a request takes the reader itself.
+
 Bounds: :class:`Pool` runs ``max_concurrent_requests`` daemon workers and holds at
 most twice that many replies fetched and not yet taken, over all streams; one lane
 (a stream's) at most ``max_concurrent_requests``. Every request, the main thread's
