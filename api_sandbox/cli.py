@@ -22,6 +22,13 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--seed", type=int, default=42, help="data seed")
     serve.add_argument("--records", type=int, default=None, help="count of every paginated stream")
     serve.add_argument(
+        "--count",
+        action="append",
+        default=[],
+        metavar="API.STREAM=N",
+        help="count of one stream, over --records (e.g. rewards.orders=20000)",
+    )
+    serve.add_argument(
         "--fault",
         action="append",
         default=[],
@@ -38,12 +45,25 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _counts(specs: Sequence[str]) -> dict[str, dict[str, int]]:
+    """``["rewards.orders=20000"]`` as ``{"rewards": {"orders": 20000}}``."""
+    counts: dict[str, dict[str, int]] = {}
+    for spec in specs:
+        name, sep, value = spec.partition("=")
+        api, dot, stream = name.strip().partition(".")
+        if not (sep and dot and api and stream and value.strip().isdigit()):
+            raise ValueError(f"--count {spec!r} is not API.STREAM=N")
+        counts.setdefault(api, {})[stream] = int(value)
+    return counts
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``api-sandbox`` script."""
     args = _parser().parse_args(argv)
     try:
         faults = [Fault.parse(spec) for spec in args.fault]
         drifts = [Drift.parse(spec) for spec in args.drift]
+        counts = _counts(args.count)
     except ValueError as exc:
         print(f"api-sandbox: {exc}", file=sys.stderr)
         return 2
@@ -51,6 +71,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         sandbox = Sandbox(
             seed=args.seed,
             records=args.records,
+            counts=counts,
             faults=faults,
             host=args.host,
             port=args.port,

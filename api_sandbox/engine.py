@@ -17,6 +17,7 @@ import struct
 import sys
 import threading
 import time
+import typing as t
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -285,6 +286,9 @@ class Engine:
         self.faults = FaultSet(faults)
         self._log: list[RequestLog] = []
         self._log_lock = threading.Lock()
+        self._flight_lock = threading.Lock()
+        self._in_flight = 0
+        self._in_flight_peak = 0
         #: The schema drifts switched on, in order (see api_sandbox.drift).
         self.drifts: list[Drift] = []
         for drift in drifts:
@@ -294,6 +298,49 @@ class Engine:
         """Switch on ``drift``: its stream's records gain the new fields (ground truth too)."""
         self.api(drift.api).add_drift(drift)
         self.drifts.append(drift)
+
+    # data requests in flight (the server answers each connection in its own thread)
+    @property
+    def in_flight(self) -> dict[str, int]:
+        """Data requests being answered now, and the most at once since the last reset.
+
+        Counted from the moment a request is routed to its reply's last byte, latency
+        faults included: what a client overlapping its requests keeps waiting at once.
+        Token and control requests are not counted.
+        """
+        with self._flight_lock:
+            return {"now": self._in_flight, "peak": self._in_flight_peak}
+
+    def reset_in_flight(self) -> None:
+        """Start counting the peak afresh (from the requests in flight now)."""
+        with self._flight_lock:
+            self._in_flight_peak = self._in_flight
+
+    @contextlib.contextmanager
+    def _flying(self, counted: bool) -> t.Iterator[Callable[[], None]]:
+        """Count one request in flight; the callable it gives ends the count, once.
+
+        The count ends as the reply starts to leave, not after its last byte: a client
+        that sends its next request the moment a reply arrives must never find this one
+        still counted (a peak above its true number in flight).
+        """
+        done = not counted
+
+        def landed() -> None:
+            nonlocal done
+            if not done:
+                done = True
+                with self._flight_lock:
+                    self._in_flight -= 1
+
+        if counted:
+            with self._flight_lock:
+                self._in_flight += 1
+                self._in_flight_peak = max(self._in_flight_peak, self._in_flight)
+        try:
+            yield landed
+        finally:
+            landed()
 
     # request log
     @property
@@ -349,7 +396,20 @@ class Engine:
             return
         request = Request(method, rest, query, conn.headers, body, target)
         route = api.match(method, rest)
-        decision = self.faults.decide(api.name, rest, route is not None and route.data)
+        with self._flying(route is not None and route.data) as landed:
+            self._serve_api(conn, api, route, request, started, landed)
+
+    def _serve_api(
+        self,
+        conn: _Connection,
+        api: Api,
+        route: Route | None,
+        request: Request,
+        started: float,
+        landed: Callable[[], None],
+    ) -> None:
+        method, rest, query, body = request.method, request.path, request.query, request.body
+        decision = self.faults.decide(api.name, rest, route is not None and route.data, query)
         for grow in decision.grow:
             api.mutate(str(grow.stream), new=grow.rows)
         if decision.delay:
@@ -371,9 +431,11 @@ class Engine:
             reply = api.error(429)
         else:  # reset
             self.log(RequestLog(api.name, method, rest, query, body, started, 0, label))
+            landed()
             conn.reset()
             return
         self.log(RequestLog(api.name, method, rest, query, body, started, reply.status, label))
+        landed()
         if fault is not None and fault.kind == "truncate":
             conn.send(reply, truncate=True)
         elif fault is not None and fault.kind == "malformed":
@@ -457,6 +519,12 @@ class Engine:
                 drift = Drift.from_mapping(orjson.loads(body or b"{}"))
                 self.add_drift(drift)
                 return json_response(drift.to_json(), 201)
+        if parts == ["in_flight"]:
+            if method == "GET":
+                return json_response(self.in_flight)
+            if method == "DELETE":
+                self.reset_in_flight()
+                return json_response(self.in_flight)
         if parts == ["mutate"] and method == "POST":
             spec = orjson.loads(body or b"{}")
             api = self.api(spec["api"])

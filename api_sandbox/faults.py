@@ -30,7 +30,9 @@ class Fault:
     inventory API counts); for ``token_expiry`` it counts the tokens that are
     expired (each after ``after`` successful data requests; ``skip`` is not used).
     ``path`` None matches every data request of the API; a given path matches that exact
-    path (without the API prefix), token endpoints included.
+    path (without the API prefix), token endpoints included. ``query`` (``offset=200``,
+    ``a=1&b=2``) narrows it to requests whose query string has each of those values: one
+    page of a list, however its requests overlap and in whatever order they arrive.
 
     ``grow`` replaces no reply: it is a list that changes under a sync. Before the matching
     request after the first ``skip``, it inserts ``rows`` new records at the head of
@@ -52,6 +54,7 @@ class Fault:
     fixed_window: bool = False
     stream: str | None = None
     rows: int = 0
+    query: str | None = None
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
@@ -61,10 +64,18 @@ class Fault:
         if isinstance(self.body, str):
             self.body = self.body.encode()
 
-    def matches(self, api: str, path: str, is_data: bool) -> bool:
+    def matches(
+        self, api: str, path: str, is_data: bool, query: dict[str, list[str]] | None = None
+    ) -> bool:
         """Whether a request to ``api`` at ``path`` is subject to this fault."""
         if self.api is not None and self.api != api:
             return False
+        if self.query is not None:
+            asked = query or {}
+            for part in self.query.split("&"):
+                name, _, value = part.partition("=")
+                if value not in asked.get(name, ()):
+                    return False
         if self.path is None:
             return is_data
         return self.path == path
@@ -212,7 +223,9 @@ class FaultSet:
         with self._lock:
             return [s.fault for s in self._states]
 
-    def decide(self, api: str, path: str, is_data: bool) -> Decision:
+    def decide(
+        self, api: str, path: str, is_data: bool, query: dict[str, list[str]] | None = None
+    ) -> Decision:
         """Count this request against every matching fault, in order, until one replaces the
         reply. Latency faults add up; token_expiry is decided later (it needs the token)."""
         decision = Decision()
@@ -221,7 +234,7 @@ class FaultSet:
         with self._lock:
             for state in self._states:
                 fault = state.fault
-                if fault.kind == "token_expiry" or not fault.matches(api, path, is_data):
+                if fault.kind == "token_expiry" or not fault.matches(api, path, is_data, query):
                     continue
                 seen = state.seen
                 state.seen += 1

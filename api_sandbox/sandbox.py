@@ -141,6 +141,15 @@ class Sandbox:
         """Every request so far (control endpoints excluded), oldest first."""
         return self.engine.requests
 
+    @property
+    def in_flight(self) -> dict[str, int]:
+        """``{"now": n, "peak": p}``: data requests being answered, and the most at once."""
+        return self.engine.in_flight
+
+    def reset_in_flight(self) -> None:
+        """Count the peak of data requests in flight afresh."""
+        self.engine.reset_in_flight()
+
     def clear_requests(self) -> None:
         """Forget logged requests."""
         self.engine.clear_requests()

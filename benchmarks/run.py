@@ -723,6 +723,25 @@ def profile(args: argparse.Namespace, report: Report, work: Path) -> bool:
     return True
 
 
+def overlap_mode(args: argparse.Namespace, report: Report, work: Path) -> bool:
+    """Issue 20 (benchmarks/overlap.py), then its chart drawn in benchmarks/.venv."""
+    sys.path.insert(0, str(BENCH))
+    import overlap  # only here: the other modes keep the harness small (harness_rss)
+
+    ok = overlap.overlap(args, report, work)
+    chart = subprocess.run(
+        [str(BENCH_PYTHON), str(BENCH / "chart.py"), str(overlap.OUT / "overlap.json")],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        check=False,
+    )
+    if chart.returncode != 0:
+        raise BenchError(f"benchmarks/chart.py failed:\n{chart.stderr[-2000:]}")
+    report(chart.stdout.strip())
+    return ok
+
+
 def _short(filename: str) -> str:
     """Trim site-packages and the checkout from a path, to keep the table readable."""
     for marker in ("site-packages/", str(ROOT) + "/"):
@@ -742,6 +761,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--memory", action="store_true", help="only the tap at 100k and 1M orders: peak RSS"
     )
     parser.add_argument("--profile", action="store_true", help="only the tap, once, under cProfile")
+    parser.add_argument(
+        "--overlap",
+        action="store_true",
+        help="issue 20: every tap sequential against overlapped at 50 and 200 ms latency",
+    )
     parser.add_argument(
         "--only",
         type=lambda s: [name.strip() for name in s.split(",")],
@@ -779,6 +803,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         modes.append(("latest-memory.txt", memory))
     if args.profile:
         modes.append(("latest-profile.txt", profile))
+    if args.overlap:
+        modes.append(("latest-overlap.txt", overlap_mode))
     if not modes:
         modes.append(("latest.txt", bench))
     ok = True

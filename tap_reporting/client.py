@@ -48,7 +48,13 @@ class NumberedPagesStream(ReportingStream):
     page_size: t.ClassVar[int] = 20
 
     def get_new_paginator(self) -> PageNumberPaginator:
-        return PageNumberPaginator(self.more_pages, self.rows)
+        return PageNumberPaginator(self.more_pages, self.rows, last_page_of=self.total_pages)
+
+    def total_pages(self, response: requests.Response) -> int | None:
+        """``total_pages``, where the reply has it: the pages to fetch ahead."""
+        body = self.body(response)
+        total = body.get("total_pages") if isinstance(body, dict) else None
+        return None if total is None else int(total)
 
     def more_pages(self, response: requests.Response) -> bool:
         body = self.body(response)

@@ -52,6 +52,12 @@ class RequestBudget:
         The first request goes at once; each later one at least ``interval`` after the
         one before. Time the tap spends between requests counts towards the wait, so a
         slow sync is not slowed further.
+
+        The spacing is kept between departures, not only between the slots handed out:
+        a thread that wakes late for its slot (the GIL, a busy core) leaves no sooner
+        than ``interval`` after the request that left before it, whoever's slot was
+        first. Overlapped requests reserve their slots ahead of time, and a late start
+        would otherwise bring two requests closer than the budget allows.
         """
         if self.interval <= 0:
             return 0.0
@@ -59,7 +65,18 @@ class RequestBudget:
             now = self._clock()
             slot = now if self._next_slot is None else max(now, self._next_slot)
             self._next_slot = slot + self.interval
+        started = now
         wait = slot - now
         if wait > 0:
             self._sleep(wait)
-        return wait
+        while True:
+            with self._lock:
+                now = self._clock()
+                earliest = now if self._last_left is None else self._last_left + self.interval
+                if now >= earliest:
+                    self._last_left = now
+                    self._next_slot = max(self._next_slot or now, now + self.interval)
+                    return max(wait, now - started)
+            self._sleep(earliest - now)
+
+    _last_left: float | None = None

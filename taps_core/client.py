@@ -15,6 +15,7 @@ contract asks of all five APIs lives here:
 from __future__ import annotations
 
 import contextlib
+import copy
 import decimal
 import logging
 import operator
@@ -34,7 +35,7 @@ from singer_sdk.helpers.jsonpath import extract_jsonpath
 from singer_sdk.mapper import SameRecordTransform
 from singer_sdk.pagination import SinglePagePaginator
 
-from taps_core import progress
+from taps_core import prefetch, progress
 from taps_core.auth import bearer_token
 from taps_core.connection import refusal_is_final
 from taps_core.drift import DEFAULT_POLICY, EVOLVE, FAIL, SchemaDrift
@@ -155,6 +156,10 @@ class CollectionStream(RESTStream[t.Any]):
             session.proxies.update(settings["proxies"])
             session.verify = settings["verify"]
             session.trust_env = False
+            workers = int(self.config.get("max_concurrent_requests") or 1)
+            if workers > _POOL_CONNECTIONS:  # one connection a request in flight, kept alive
+                for prefix in ("http://", "https://"):
+                    session.mount(prefix, requests.adapters.HTTPAdapter(pool_maxsize=workers))
             self._requests_session = session
         return session
 
@@ -560,7 +565,16 @@ class CollectionStream(RESTStream[t.Any]):
         return self._own_post_process(row, context)
 
     def request_records(self, context: Context | None) -> t.Iterable[dict]:
-        """Walk the pages, emitting each record once, never looping on a repeated page."""
+        """Walk the pages, emitting each record once, never looping on a repeated page.
+
+        With ``max_concurrent_requests`` above 1, the pages this stream will certainly
+        ask for next are fetched ahead (:mod:`taps_core.prefetch`); the pages are still
+        read here, one after the other, from the requests this loop builds.
+        """
+        with prefetch.lane_in_use(self) as lane:
+            yield from self._read_pages(context, lane)
+
+    def _read_pages(self, context: Context | None, lane: prefetch.Lane | None) -> t.Iterator[dict]:
         paginator = self.get_new_paginator()
         send = self.request_decorator(self._request)
         if context is None:
@@ -570,52 +584,193 @@ class CollectionStream(RESTStream[t.Any]):
         process = self._own_post_process
         overlapping = isinstance(paginator, OverlappingOffsetPaginator)
         limit = paginator.limit if isinstance(paginator, OffsetTotalPaginator) else None
-        with self.get_http_request_counter() as request_counter:
-            request_counter.with_context(context)
-            while not paginator.finished:
-                token = paginator.current_value
-                prepared = self._prepare_request(context=context, page=paginator)
-                response = send(prepared, context)
-                request_counter.increment()
-                rows = list(self.parse_response(response))
-                page = rows
-                if process is not None:
-                    page = [r for r in (process(row, context) for row in rows) if r is not None]
-                again = paginator.asked_again(token) if overlapping else 0
-                fresh, stop = guard.admit(
-                    page,
-                    total=self.list_total(response),
-                    token=token,
-                    again=again,
-                    limit=None if limit is None else limit + again,
-                )
-                if stop is not None:
-                    self.logger.info(
-                        "Stream %s: page at %s repeats records already emitted (%s); "
-                        "the list is complete.",
-                        self.name,
-                        token,
-                        stop,
+        group = object()  # this read's plan in the lane
+        planned = chained = False
+        children = self._children_to_feed() if lane is not None else ()
+        try:
+            with self.get_http_request_counter() as request_counter:
+                request_counter.with_context(context)
+                while not paginator.finished:
+                    token = paginator.current_value
+                    prepared = self._prepare_request(context=context, page=paginator)
+                    ahead = False
+                    if lane is None:
+                        response = send(prepared, context)
+                    else:
+                        response, ahead = lane.take(prepared, context, send)
+                        if not planned and not chained and self.parent_stream_type is None:
+                            # The API took this stream's first request (the credentials,
+                            # the settings): now the next streams' first pages may go too.
+                            self._tap.prefetch_upcoming(self)
+                        if not planned or not ahead:  # the first page, or a guess went wrong
+                            following = self.planned_tokens(paginator, response)
+                            if following is not None:
+                                lane.plan(group, ((context, value) for value in following))
+                                planned = True
+                            elif not chained:
+                                chained = self._chain_ahead(
+                                    lane, group, context, paginator, response
+                                )
+                    request_counter.increment()
+                    rows = list(self.parse_response(response))
+                    page = rows
+                    if process is not None:
+                        page = [r for r in (process(row, context) for row in rows) if r is not None]
+                    again = paginator.asked_again(token) if overlapping else 0
+                    fresh, stop = guard.admit(
+                        page,
+                        total=self.list_total(response),
+                        token=token,
+                        again=again,
+                        limit=None if limit is None else limit + again,
                     )
-                    break
-                if page and not fresh:
-                    self.logger.info(
-                        "Stream %s: page at %s repeats records already emitted (the "
-                        "list may have grown during the sync); reading on.",
-                        self.name,
-                        token,
-                    )
-                if process is None:
-                    yield from fresh
-                else:
-                    for record in fresh:
-                        self._last_processed = record
-                        yield record
-                    self._last_processed = None
-                track.page(len(fresh), response)
-                if not rows and not paginator.continue_if_empty(response):
-                    break
-                paginator.advance(response)
+                    if stop is not None:
+                        self.logger.info(
+                            "Stream %s: page at %s repeats records already emitted (%s); "
+                            "the list is complete.",
+                            self.name,
+                            token,
+                            stop,
+                        )
+                        break
+                    if page and not fresh:
+                        self.logger.info(
+                            "Stream %s: page at %s repeats records already emitted (the "
+                            "list may have grown during the sync); reading on.",
+                            self.name,
+                            token,
+                        )
+                    if lane is not None:
+                        if children:
+                            self._feed_children(children, fresh, context)
+                        if fresh and ahead and lane.waited:  # proved true, and was awaited
+                            lane.widen(group)
+                        else:
+                            lane.fill()
+                    if process is None:
+                        yield from fresh
+                    else:
+                        for record in fresh:
+                            self._last_processed = record
+                            yield record
+                        self._last_processed = None
+                    track.page(len(fresh), response)
+                    if not rows and not paginator.continue_if_empty(response):
+                        break
+                    paginator.advance(response)
+        finally:
+            if lane is not None:
+                lane.end(group)
+
+    # -- requests fetched ahead (taps_core.prefetch) ------------------------------------
+
+    @cached_property
+    def _prefetch_lane(self) -> prefetch.Lane | None:
+        """This stream's lane of requests fetched ahead; None for a sequential sync."""
+        pool = self._tap.prefetch_pool
+        if pool is None:
+            return None
+        self.requests_session  # built here, before a worker can race to build it  # noqa: B018
+        return prefetch.Lane(self, pool, self.request_decorator(self._request))
+
+    def _chain_ahead(
+        self,
+        lane: prefetch.Lane,
+        group: object,
+        context: Context | None,
+        paginator: t.Any,
+        response: requests.Response,
+    ) -> None:
+        """Walk the rest of a list paged by its replies ahead of the reader, if any.
+
+        The lane's copy of the paginator moves as the reader's will: this reply first,
+        now, before its records are written; each later reply as it arrives.
+        """
+        shadow = copy.copy(paginator)
+        try:
+            if not self.rows(response) and not shadow.continue_if_empty(response):
+                return
+            shadow.advance(response)
+        except Exception:  # the reader meets it itself, where it would
+            return
+        lane.chain(group, context, shadow)
+
+    def planned_tokens(self, paginator: t.Any, response: requests.Response) -> t.Iterable | None:
+        """The tokens of the pages that follow this reply, known without their replies.
+
+        The paginator says, where it can (``following``: an offset with a total, page
+        numbers with a page count); None keeps the stream's pages sequential (next-page
+        URLs, tokens, cursors, "has more" flags: each needs the reply before it).
+        """
+        following = getattr(paginator, "following", None)
+        return following(response) if following is not None else None
+
+    #: Whether the stream's first request can be built before its sync begins (not for
+    #: date windows: they end at the moment the stream's own read begins).
+    first_request_known_ahead: t.ClassVar[bool] = True
+
+    def first_request_ahead(self) -> requests.PreparedRequest | None:
+        """The stream's first request, built now, while an earlier stream is read.
+
+        None for a stream whose first request depends on more than its own state and
+        settings (a child's parent record, date windows, partitions).
+        """
+        if (
+            not self.first_request_known_ahead
+            or self.parent_stream_type is not None
+            or self.partitions is not None
+        ):
+            return None
+        return self.request_ahead(None, self.get_new_paginator().current_value)
+
+    def request_ahead(self, context: Context | None, token: t.Any) -> requests.PreparedRequest:
+        """A request of this stream built before its sync begins, as it will be then.
+
+        What the sync changes before the stream's first request is its starting
+        replication value, written into the state as the stream's sync begins. It is
+        written here too, the request built, and the tap's state put back as it was,
+        in place and in its key order, before any other message can be written: a
+        STATE message of the stream being read meanwhile is unchanged.
+        """
+        state = self._tap.state
+        saved = copy.deepcopy(state)
+        try:
+            self._write_starting_replication_value(context)
+            return self._prepare_request(context=context, page=prefetch.At(token))
+        finally:
+            _restore(state, saved)
+
+    def _children_to_feed(self) -> list[CollectionStream]:
+        """The child streams that will be synced, each with a lane to fetch ahead in."""
+        return [
+            child
+            for child in self.child_streams
+            if (child.selected or child.has_selected_descendents)
+            and isinstance(child, CollectionStream)
+            and child._prefetch_lane is not None
+        ]
+
+    def _feed_children(
+        self, children: list[CollectionStream], records: list[dict], context: Context | None
+    ) -> None:
+        """Plan each child's first request for every record of this page.
+
+        The SDK syncs a child once per parent record, after the record; its request
+        depends only on the child context, which the record gives now.
+        """
+        contexts = [
+            child_context
+            for record in records
+            for child_context in self.generate_child_contexts(record=record, context=context)
+            if child_context is not None
+        ]
+        if not contexts:
+            return
+        for child in children:
+            start = child.get_new_paginator().current_value
+            lane = child._prefetch_lane
+            assert lane is not None
+            lane.plan(object(), [(dict(c), start) for c in contexts], cap=lane.depth, front=False)
 
     def request_decorator(self, func: t.Callable) -> t.Callable:
         """Retry per :class:`RetryPolicy`; turn what is left into one true APIError.
@@ -658,13 +813,20 @@ class CollectionStream(RESTStream[t.Any]):
         return send
 
     def _send(self, prepared: requests.PreparedRequest) -> requests.Response:
-        self._tap.budget.acquire()  # every attempt is a request the API counts
-        with refusal_is_final(self.tap_name, self.name, prepared):
-            return self.requests_session.send(
-                self.authenticator(prepared),
-                timeout=self.timeout,
-                allow_redirects=self.allow_redirects,
-            )
+        """One attempt: an in-flight slot first (when overlapping), then the budget's.
+
+        In that order, a request leaves as soon as its budget slot comes, never later
+        and bunched with others that waited for a slot: the budget's spacing holds.
+        """
+        pool = self._tap.prefetch_pool
+        with pool.in_flight if pool is not None else contextlib.nullcontext():
+            self._tap.budget.acquire()  # every attempt is a request the API counts
+            with refusal_is_final(self.tap_name, self.name, prepared):
+                return self.requests_session.send(
+                    self.authenticator(prepared),
+                    timeout=self.timeout,
+                    allow_redirects=self.allow_redirects,
+                )
 
     @cached_property
     def _log_each_request(self) -> bool:
@@ -755,5 +917,24 @@ class CollectionStream(RESTStream[t.Any]):
         return APIError(msg, status=status)
 
 
+def _restore(target: dict, saved: dict) -> None:
+    """Make ``target`` equal ``saved`` again, keeping its dicts and its keys' order.
+
+    Keys added since are removed (those present keep their place), values changed are
+    put back, and nested dicts present in both are restored in place: the SDK holds
+    references to them (a stream's state is a dict inside the tap's).
+    """
+    for key in [key for key in target if key not in saved]:
+        del target[key]
+    for key, value in saved.items():
+        current = target.get(key, _MISSING)
+        if isinstance(current, dict) and isinstance(value, dict):
+            _restore(current, value)
+        elif current is _MISSING or current != value:
+            target[key] = value
+
+
 _MISSING = object()
 _ONLY_STR = {str}
+#: Connections requests keeps alive a host by default.
+_POOL_CONNECTIONS = 10

@@ -45,8 +45,22 @@ class OffsetTotalPaginator(BaseAPIPaginator[int]):
             return following if following < total else None
         return following if rows >= self.limit else None
 
+    def following(self, response: requests.Response) -> range | None:
+        """The offsets after this reply's page, where its total says where the list ends.
+
+        Each page is as long as this one (the limit asked, or the server's own cap),
+        so they are known now; none is at or past the total. Without a total, only
+        the rows served say whether another page follows: None.
+        """
+        rows = len(self._rows_of(response))
+        total = self._total_of(response)
+        if not rows or total is None:
+            return None
+        return range(self.current_value + rows, total, rows)
+
 
 HasMore = t.Callable[["requests.Response"], bool]
+LastPageOf = t.Callable[["requests.Response"], "int | None"]
 
 
 class PageNumberPaginator(BaseAPIPaginator[int]):
@@ -59,15 +73,35 @@ class PageNumberPaginator(BaseAPIPaginator[int]):
     An empty page ends the list whatever the reply claims.
     """
 
-    def __init__(self, has_more: HasMore, rows_of: RowsOf, start: int = 1) -> None:
+    def __init__(
+        self,
+        has_more: HasMore,
+        rows_of: RowsOf,
+        start: int = 1,
+        last_page_of: LastPageOf | None = None,
+    ) -> None:
         super().__init__(start)
         self._has_more = has_more
         self._rows_of = rows_of
+        self._last_page_of = last_page_of
 
     def get_next(self, response: requests.Response) -> int | None:
         if not self._rows_of(response) or not self._has_more(response):
             return None
         return self.current_value + 1
+
+    def following(self, response: requests.Response) -> range | None:
+        """The page numbers after this one up to the last, where the reply names it.
+
+        ``last_page_of`` reads the page count (reporting's ``total_pages``); a list
+        that only says whether another page follows (``has_more_page``) is None.
+        """
+        if self._last_page_of is None or not self._rows_of(response):
+            return None
+        last = self._last_page_of(response)
+        if last is None:
+            return None
+        return range(self.current_value + 1, last + 1)
 
 
 class KeyHashes:
@@ -279,6 +313,16 @@ class OverlappingOffsetPaginator(OffsetTotalPaginator):
         if total is not None:
             return following if following < total else None
         return following if rows >= asked else None
+
+    def following(self, response: requests.Response) -> range | None:
+        """As :meth:`OffsetTotalPaginator.following`, for full pages: each advances by
+        ``limit`` (it re-reads ``overlap`` rows of the one before)."""
+        offset, asked = self.window(self.current_value, self.limit, self.overlap)
+        rows = len(self._rows_of(response))
+        total = self._total_of(response)
+        if total is None or rows < asked:
+            return None
+        return range(offset + rows, total, self.limit)
 
 
 NextUrlOf = t.Callable[["requests.Response"], "str | None"]

@@ -19,6 +19,7 @@ from singer_sdk.exceptions import ConfigValidationError
 from taps_core import drift, inputs, logs, settings_check
 from taps_core.budget import RequestBudget
 from taps_core.errors import FAILED_STREAM_ATTRIBUTE, ConfigError, TapError, one_line
+from taps_core.prefetch import Pool
 from taps_core.records import FastWriter
 from taps_core.records import stdout as gathered_records
 from taps_core.redact import install as install_redaction
@@ -87,6 +88,16 @@ COMMON_SETTINGS = th.PropertiesList(
             "that record (exit 1, with a STATE to resume from). A warning names each."
         ),
     ),
+    th.Property(
+        "max_concurrent_requests",
+        th.IntegerType(minimum=1, maximum=64),
+        default=8,
+        description=(
+            "Most requests in flight at once: the pages a stream will certainly ask for "
+            "next are fetched ahead, within max_requests_per_minute, and the output stays "
+            "what a sequential sync writes; 1 sends one request at a time."
+        ),
+    ),
 )
 
 
@@ -121,6 +132,51 @@ class CollectionTap(Tap):
     def budget(self) -> RequestBudget:
         """One request budget for the whole sync: every stream spends the API's limit."""
         return RequestBudget(float(self.config.get("max_requests_per_minute") or 0))
+
+    @cached_property
+    def prefetch_pool(self) -> Pool | None:
+        """The workers that fetch ahead (taps_core.prefetch); None for one at a time."""
+        workers = int(self.config.get("max_concurrent_requests") or 1)
+        return Pool(workers) if workers > 1 else None
+
+    def prefetch_upcoming(self, stream: CollectionStream) -> None:
+        """Once ``stream``'s first reply is in, fetch the first pages of the next streams.
+
+        The SDK syncs the selected top-level streams in order; a stream whose next
+        pages need the reply before them (next-page URLs, cursors) overlaps only this
+        way. As many streams ahead as there are workers, each walked at most two pages
+        ahead (:meth:`taps_core.prefetch.Lane.chain`); the replies wait in the pool's
+        buffer (twice the workers, in all) until their stream begins.
+        """
+        pool = self.prefetch_pool
+        if pool is None:
+            return
+        order = [
+            s
+            for s in self.streams.values()
+            if (s.selected or s.has_selected_descendents) and s.parent_stream_type is None
+        ]
+        if stream not in order:
+            return
+        start = order.index(stream) + 1
+        for upcoming in order[start : start + pool.workers]:
+            lane = getattr(upcoming, "_prefetch_lane", None)
+            if lane is None or upcoming.name in self._offered_ahead:
+                continue
+            self._offered_ahead.add(upcoming.name)
+            prepared = upcoming.first_request_ahead()
+            if prepared is not None:
+                lane.chain(
+                    self,
+                    None,
+                    upcoming.get_new_paginator(),
+                    first=prepared,
+                    prepare=upcoming.request_ahead,
+                )
+
+    @cached_property
+    def _offered_ahead(self) -> set[str]:
+        return set()
 
     @cached_property
     def authenticator(self) -> t.Any:

@@ -27,6 +27,7 @@ from __future__ import annotations
 import typing as t
 from datetime import datetime, timedelta, timezone
 
+from taps_core import prefetch
 from taps_core.client import CollectionStream
 from taps_core.errors import APIError
 
@@ -63,6 +64,9 @@ class DateWindowStream(CollectionStream):
     split_error_names: t.ClassVar[frozenset[str]] = frozenset()
     #: No window shorter than this is asked for; one still too large fails the sync.
     min_window: t.ClassVar[timedelta] = timedelta(seconds=2)
+    #: The windows end when the stream's read begins: its first request is not known
+    #: earlier (its windows' first pages are fetched ahead once it begins).
+    first_request_known_ahead: t.ClassVar[bool] = False
 
     @property
     def window_length(self) -> timedelta:
@@ -105,8 +109,17 @@ class DateWindowStream(CollectionStream):
 
     def request_records(self, context: Context | None) -> t.Iterable[dict]:
         self._horizon = self.window_horizon()
-        for window in self.windows(self.window_origin(context), self._horizon):
-            yield from self._read_window(window, context)
+        origin = self.window_origin(context)
+        with prefetch.lane_in_use(self) as lane:
+            if lane is not None:  # every window's first page is asked for, come what may
+                start = self.get_new_paginator().current_value
+                firsts = (
+                    (self._window_context(context, window), start)
+                    for window in self.windows(origin, self._horizon)
+                )
+                lane.plan(self, firsts, cap=lane.depth, front=False)
+            for window in self.windows(origin, self._horizon):
+                yield from self._read_window(window, context)
 
     def _read_window(self, window: Window, context: Context | None) -> t.Iterator[dict]:
         """One window, split as often as the API asks; the bookmark moves per piece."""

@@ -92,7 +92,8 @@ def test_a_next_page_url_is_sent_byte_for_byte_even_where_requests_would_respell
     """``requests`` turns ``%7E`` into ``~``: the API's URL must reach it as the API wrote it."""
     target = "/bookings/v1/accounts?PageNumber=2&PageSize=100&Tag=a%7Eb"
     _first_page_naming(sandbox, sandbox.url + target)
-    tap = TapBookings(config=BOOKINGS.config(sandbox))
+    # One at a time: the requests are read in the order sent.
+    tap = TapBookings(config=BOOKINGS.config(sandbox, max_concurrent_requests=1))
     list(tap.streams["account"].get_records(None))
     assert sandbox.engine.api("bookings").served[0].target == target
 
@@ -101,7 +102,8 @@ def test_a_next_page_on_another_host_stops_the_stream_before_any_request_goes_th
     _first_page_naming(
         sandbox, "http://elsewhere.example.com/v1/accounts?PageNumber=2&PageSize=100"
     )
-    tap = TapBookings(config=BOOKINGS.config(sandbox))
+    # One at a time: the requests are read in the order sent.
+    tap = TapBookings(config=BOOKINGS.config(sandbox, max_concurrent_requests=1))
     with pytest.raises(APIError, match=r"'account'.*next page outside .*elsewhere\.example\.com"):
         list(tap.streams["account"].get_records(None))
     assert len(_data_requests(sandbox)) == 1
@@ -165,7 +167,9 @@ def test_one_token_serves_the_whole_sync(sandbox):
 
 def test_a_token_revoked_mid_sync_is_replaced_once_and_nothing_is_lost(sandbox):
     sandbox.add_fault(Fault(kind="token_expiry", api="bookings", after=3, times=1))
-    result = sync_in_process(TapBookings, BOOKINGS.config(sandbox))
+    # One at a time: overlapped, every request in flight with the revoked token gets
+    # its 401 (one new token for them all: tests/test_overlap.py).
+    result = sync_in_process(TapBookings, BOOKINGS.config(sandbox, max_concurrent_requests=1))
     _assert_all_synced(sandbox, result)
     assert sandbox.engine.api("bookings").token_issuer.issued == 2
     assert [r.status for r in _data_requests(sandbox)].count(401) == 1

@@ -81,7 +81,9 @@ def test_an_errors_reply_fails_the_sync_with_its_message_exit_1_and_no_retry(san
     sandbox.add_fault(
         Fault(kind="status", api="invoicing", status=200, body=body, times=None, skip=1)
     )
-    result = run_cli(INVOICING.executable, INVOICING.config(sandbox), tmp_path)
+    # One at a time: the fault answers the second request to arrive.
+    config = INVOICING.config(sandbox, max_concurrent_requests=1)
+    result = run_cli(INVOICING.executable, config, tmp_path)
     assert result.returncode == 1
     assert "Traceback" not in result.stderr
     errors = _error_lines(result.stderr)

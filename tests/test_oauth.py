@@ -110,11 +110,15 @@ def api(httpserver: HTTPServer) -> FakeOAuthAPI:
 
 
 def _config(httpserver: HTTPServer) -> dict:
+    """One request at a time: the fake scripts its replies by order of arrival, which
+    requests overlapped across the two streams would change (tokens shared by requests
+    in flight: the last tests here, and tests/test_overlap.py)."""
     return {
         "client_id": "client-id-1234",
         "client_secret": SECRET,
         "base_url": httpserver.url_for("").rstrip("/"),
         **FAST_RETRIES,
+        "max_concurrent_requests": 1,
     }
 
 

@@ -23,9 +23,16 @@ def _order(i: int) -> dict:
     return {"id": f"ord-{i:05d}", "created_at": "2024-01-01T00:00:00Z", "status": "COMPLETED"}
 
 
-def _sync_orders(httpserver: HTTPServer, handler) -> list[dict]:
+def _sync_orders(httpserver: HTTPServer, handler, concurrent: int = 1) -> list[dict]:
+    """Orders from ``handler``; one request at a time unless told, so that the requests
+    asked are the guard's decisions alone (overlapped: see the test at the end)."""
     httpserver.expect_request("/v2/orders").respond_with_handler(handler)
-    config = {"api_key": "k" * 12, "base_url": httpserver.url_for("").rstrip("/"), **FAST_RETRIES}
+    config = {
+        "api_key": "k" * 12,
+        "base_url": httpserver.url_for("").rstrip("/"),
+        **FAST_RETRIES,
+        "max_concurrent_requests": concurrent,
+    }
     result = sync_in_process(
         TapRewards, config, catalog=catalog_selecting(TapRewards, config, "orders")
     )
@@ -155,3 +162,17 @@ def test_the_key_table_holds_every_key_of_a_long_sync_and_reports_each_repeat():
     assert len(table) == 100_000 - 1
     assert all(b[-1] in table for b in batches)
     assert table.add_new([batches[7][3], 12345, batches[900][99], 12345]) == [0, 2, 3]
+
+
+def test_an_overlapped_sync_of_a_list_that_pages_falsely_emits_the_same_for_a_page_or_two_more(
+    httpserver: HTTPServer,
+):
+    """Fetching ahead cannot know a page repeats before it comes: a list that ignores the
+    offset, or cycles, costs overlapped a few requests more than sequential (fetching
+    ahead starts one page ahead and doubles with each page that proves true), never a
+    different record, never a loop."""
+    calls: list = []
+    records = _sync_orders(httpserver, _cycling([A, B], 100_000, calls), concurrent=8)
+    assert sorted(r["id"] for r in records) == [f"ord-{i:05d}" for i in range(200)]
+    assert calls[:3] == ["0", "100", "200"]
+    assert len(calls) <= 3 + 2

@@ -101,7 +101,8 @@ def test_windows_from_100_days_back_cover_the_range_once_each_and_resume_at_the_
 
         asked = _windows(sb)
         assert len(asked) == len(set(asked)), "a window or page was sent twice"
-        windows = [(s, e) for s, e, page, _ in asked if page == 1]
+        # In the order of the windows: overlapped, their first pages are sent ahead.
+        windows = sorted((s, e) for s, e, page, _ in asked if page == 1)
         assert len(windows) == math.ceil(100 / 7)
         assert windows[0][0] == start
         for (_, end), (following, _) in itertools.pairwise(windows):
@@ -116,7 +117,7 @@ def test_windows_from_100_days_back_cover_the_range_once_each_and_resume_at_the_
         time.sleep(1.1)  # changes made now lie inside the next sync's range
         sb.clear_requests()
         second = sync_in_process(TapReporting, config, catalog=catalog, state=result.last_state)
-        again = _windows(sb)
+        again = sorted(_windows(sb))
         assert again and again[0][0] == windows[-1][1], "the second sync starts at the bookmark"
         assert sorted(r["transaction_id"] for r in second.records("transactions")) == sorted(
             changed
@@ -199,7 +200,7 @@ def test_a_window_of_more_than_one_page_is_read_page_by_page():
         start = datetime.now(timezone.utc).replace(microsecond=0) - timedelta(days=30)
         config, catalog = _transactions_only(sb, start_date=_text(start), window_days=31)
         result = sync_in_process(TapReporting, config, catalog=catalog)
-        assert [page for _, _, page, _ in _windows(sb)] == [1, 2, 3]
+        assert sorted(page for _, _, page, _ in _windows(sb)) == [1, 2, 3]  # in any order
         assert_matches_ground_truth(
             REPORTING,
             "transactions",
@@ -248,8 +249,8 @@ def test_a_sync_killed_after_its_second_window_resumes_there_and_loses_nothing(t
                         break
             proc.wait(timeout=30)
         assert proc.returncode == -signal.SIGKILL
-        first_run = _windows(sb)
-        assert len(first_run) < 10, "the sync ran to its end before it was killed"
+        # Overlapped, every window's first page may be out before the kill: the exit
+        # status above says the kill came first.
         bookmark = _at(states[-1]["bookmarks"]["transactions"]["replication_key_value"])
         assert bookmark == start + timedelta(days=14)
 
@@ -264,7 +265,7 @@ def test_a_sync_killed_after_its_second_window_resumes_there_and_loses_nothing(t
             state=states[-1],
         )
         assert resumed.returncode == 0, resumed.stderr[-2000:]
-        second_run = _windows(sb)
+        second_run = sorted(_windows(sb))
         assert second_run[0][0] == bookmark
         assert all(begin >= bookmark for begin, _, _, _ in second_run), "a finished window again"
         union = committed + resumed.sync.records("transactions")
@@ -372,7 +373,8 @@ def test_a_token_revoked_mid_sync_is_renewed_and_nothing_is_lost(sandbox):
     sandbox.add_fault(Fault(kind="token_expiry", api="reporting", after=10, times=1))
     result = sync_in_process(TapReporting, REPORTING.config(sandbox))
     assert sandbox.engine.api("reporting").token_issuer.issued == 2
-    assert [r.status for r in sandbox.requests].count(401) == 1
+    # Each request in flight with the revoked token is refused once; one new token.
+    assert 1 <= [r.status for r in sandbox.requests].count(401) <= 8
     for stream in sandbox.streams("reporting"):
         truth = sandbox.records("reporting", stream)
         assert_matches_ground_truth(REPORTING, stream, result.records(stream), truth)
@@ -381,7 +383,8 @@ def test_a_token_revoked_mid_sync_is_renewed_and_nothing_is_lost(sandbox):
 def test_a_token_whose_lifetime_ends_mid_sync_is_renewed(sandbox):
     sandbox.engine.api("reporting").token_issuer.lifetime = 1
     sandbox.add_fault(Fault(kind="latency", api="reporting", seconds=0.05, times=None))
-    config, catalog = _transactions_only(sandbox)
+    # One request at a time: overlapped, the sync ends before the token's lifetime does.
+    config, catalog = _transactions_only(sandbox, max_concurrent_requests=1)
     result = sync_in_process(TapReporting, config, catalog=catalog)
     assert sandbox.engine.api("reporting").token_issuer.issued >= 2
     assert_matches_ground_truth(

@@ -1,0 +1,487 @@
+"""Overlapped requests: workers fetch ahead, the main thread writes exactly as before.
+
+A Singer tap on the SDK sends one request at a time, so a sync of 2,000 pages at
+100 ms waits more than three minutes on the network. Here worker threads send the
+requests a stream will certainly make next, while the main thread goes on as the
+sequential sync does: it builds each request from the real paginator, takes the reply
+and writes the records, stream after stream, page after page.
+
+The two meet at one point, :meth:`Lane.take`. The main thread hands it the request
+it is about to send; a request fetched ahead that is the same request (method, URL
+and body; the token is applied as it leaves) is waited for and its reply used,
+anything else is sent as it is now. So a guess can cost at most a wasted request,
+never a wrong page: the replies the main thread reads are the replies to the
+requests the sequential sync sends, in its order, and its output is the same.
+
+What is fetched ahead is what is known without the current reply (see
+``CollectionStream.planned_tokens``): the later pages of a list whose first reply
+states its size (an offset with a total, page numbers with ``total_pages``), the
+first page of every date window, one request per parent record for a child stream.
+Where the next request needs the current reply (next-page URLs, tokens, cursors,
+``has_more_page``) nothing is guessed and the stream's pages stay sequential, one in
+flight at a time: a :class:`Chain` sends each as soon as the reply before it is in,
+from the main thread's copy of the paginator, rather than once the reader has written
+the records before it. The next streams' first pages are walked that way too, while
+the stream before them is read (``CollectionTap.prefetch_upcoming``).
+
+Nothing is fetched ahead while the API answers in under 10 ms on average
+(:attr:`Pool.WORTH_FETCHING_AHEAD`): a reply handed from a worker to the main thread
+costs the GIL changing hands, more than such a request takes the reader itself.
+
+Bounds: :class:`Pool` runs ``max_concurrent_requests`` daemon workers and holds at
+most twice that many replies fetched and not yet taken, over all streams; one lane
+(a stream's) at most ``max_concurrent_requests``. Every request, the main thread's
+too, takes one of ``max_concurrent_requests`` in-flight slots before its budget slot
+(:class:`taps_core.budget.RequestBudget`), so no more are ever in flight and requests
+leave at the budget's pace, never bunched after a wait. A lane's unused work is
+cancelled when its stream ends; a worker's failure is raised on the main thread,
+where the sequential sync would have met it, with the same exception.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import queue
+import threading
+import time
+import typing as t
+from collections import deque
+
+if t.TYPE_CHECKING:
+    from collections.abc import Callable, Iterable, Iterator
+
+    import requests
+
+Send = t.Callable[["requests.PreparedRequest", t.Any], "requests.Response"]
+#: Requests alike for the API: the Authorization header is applied as a request leaves.
+Key = tuple[str, str, bytes]
+
+#: How long the main thread waits on a reply at a time: short enough for a signal's
+#: handler (SIGTERM's safe stop) to run between waits on any platform.
+_WAIT_STEP = 0.25
+#: How many of the main thread's own requests a lane remembers (see ``Lane._sent``).
+_SENT_KEPT = 64
+
+
+def request_key(prepared: requests.PreparedRequest) -> Key:
+    """What makes two prepared requests the same request to the API."""
+    body = prepared.body
+    if isinstance(body, str):
+        body = body.encode()
+    return (str(prepared.method), str(prepared.url), body or b"")
+
+
+class At:
+    """Stands in for a paginator whose ``current_value`` is a planned token."""
+
+    __slots__ = ("current_value",)
+
+    def __init__(self, token: t.Any) -> None:
+        self.current_value = token
+
+
+class Job:
+    """One request fetched ahead: run once by a worker, taken once by the main thread."""
+
+    __slots__ = ("_release", "cancelled", "context", "done", "error", "group", "prepared", "result")
+
+    def __init__(self, prepared: requests.PreparedRequest, context: t.Any, group: object) -> None:
+        self.prepared = prepared
+        self.context = context
+        self.group = group
+        self.done = threading.Event()
+        self.result: requests.Response | None = None
+        self.error: BaseException | None = None
+        self.cancelled = False
+        self._release: Callable[[], None] | None = None
+
+    def run(self, send: Send, pool: Pool) -> None:
+        began = time.monotonic()
+        try:
+            if not self.cancelled:
+                self.result = send(self.prepared, self.context)
+                pool.timed(time.monotonic() - began)
+        except BaseException as error:  # handed to the main thread, which raises it
+            self.error = error
+        finally:
+            self.done.set()
+            pool.wake.set()
+
+    def wait(self, pool: Pool) -> requests.Response:
+        """The reply, or the worker's exception raised here, on the main thread.
+
+        While it waits, the main thread moves the chains on (:meth:`Pool.pump`): a
+        reply another chain was waiting for gives that chain its next request now.
+        """
+        while not self.done.is_set():
+            pool.wake.clear()
+            pool.pump()
+            if self.done.is_set():
+                break
+            pool.wake.wait(_WAIT_STEP)
+        if self.error is not None:
+            error, self.error = self.error, None
+            raise error
+        assert self.result is not None
+        return self.result
+
+    def release(self) -> None:
+        """Give back the job's buffer slot, once."""
+        release, self._release = self._release, None
+        if release is not None:
+            release()
+
+
+class Pool:
+    """The tap's workers, its in-flight slots and its buffer of replies not yet taken."""
+
+    def __init__(self, workers: int, *, buffered: int | None = None) -> None:
+        self.workers = workers
+        #: Taken around every request sent, workers' and the main thread's alike.
+        self.in_flight = threading.BoundedSemaphore(workers)
+        self._buffer = threading.BoundedSemaphore(buffered or 2 * workers)
+        self._queue: queue.SimpleQueue[tuple[Job, Send]] = queue.SimpleQueue()
+        self._threads: list[threading.Thread] = []
+        self._lock = threading.Lock()
+        #: Set by a worker as a job ends: the main thread's cue to move the chains on.
+        self.wake = threading.Event()
+        #: Lanes with chains to move on (main thread only).
+        self.chained: list[Lane] = []
+
+    #: A reply quicker than this on average is not worth fetching ahead: handing it
+    #: from a worker to the main thread costs more (the GIL changes hands, at worst
+    #: every 5 ms switch interval), and the reader would rather send it itself.
+    WORTH_FETCHING_AHEAD = 0.010
+    _round_trip: float | None = None
+
+    def timed(self, seconds: float) -> None:
+        """Count one request's round trip into the running average (any thread)."""
+        average = self._round_trip
+        self._round_trip = seconds if average is None else 0.8 * average + 0.2 * seconds
+
+    @property
+    def worth_it(self) -> bool:
+        """Whether the API's replies are slow enough to be worth fetching ahead."""
+        average = self._round_trip
+        return average is None or average >= self.WORTH_FETCHING_AHEAD
+
+    def pump(self) -> None:
+        """Move every chain on whose last reply has come (main thread only)."""
+        for lane in list(self.chained):
+            lane.pump()
+
+    def submit(self, job: Job, send: Send) -> bool:
+        """Queue ``job``, unless the buffer is full (the caller keeps it for later)."""
+        if not self._buffer.acquire(blocking=False):
+            return False
+        job._release = self._buffer.release
+        self._start_workers()
+        self._queue.put((job, send))
+        return True
+
+    def _start_workers(self) -> None:
+        if len(self._threads) == self.workers:
+            return
+        with self._lock:
+            while len(self._threads) < self.workers:
+                # Daemon threads: a sync that fails or is stopped ends at once, whatever
+                # a worker is waiting for (a reply, a retry's backoff, a budget slot).
+                thread = threading.Thread(
+                    target=self._work, name=f"prefetch-{len(self._threads) + 1}", daemon=True
+                )
+                thread.start()
+                self._threads.append(thread)
+
+    def _work(self) -> None:
+        while True:
+            job, send = self._queue.get()
+            job.run(send, self)
+            del job, send
+
+
+class Lane:
+    """One stream's requests fetched ahead, and its plan of requests to fetch next.
+
+    Used by the main thread only (workers see :class:`Job` objects, nothing else).
+    A plan is an iterator of ``(context, token)``, tagged with a group (one call of
+    ``request_records``, or the windows of a stream, or a parent's children): a newer
+    plan of a group replaces the older one, and a group's leftovers are dropped when
+    it ends. Plans are drawn front first: a list's pages before the next window.
+    """
+
+    def __init__(self, stream: t.Any, pool: Pool, send: Send) -> None:
+        self._stream = stream
+        self._pool = pool
+        self._send = send
+        self.depth = pool.workers
+        self._jobs: dict[Key, Job] = {}
+        #: [group, iterator, most jobs of the group at once], front first.
+        self._plans: deque[list[t.Any]] = deque()
+        #: Requests the main thread sent itself lately: a plan that lags behind it
+        #: must not send them a second time.
+        self._sent: deque[Key] = deque(maxlen=_SENT_KEPT)
+        self._chains: list[Chain] = []
+        self.users = 0
+        #: Whether the reader had to wait for the last reply it took fetched ahead.
+        self.waited = False
+
+    def plan(
+        self,
+        group: object,
+        items: Iterable[tuple[t.Any, t.Any]],
+        *,
+        cap: int | None = None,
+        front: bool = True,
+    ) -> None:
+        """Fetch these ``(context, token)`` requests ahead, ``cap`` of them at a time.
+
+        A group's newer plan replaces its older one, keeping its cap unless given.
+        """
+        kept = [entry for entry in self._plans if entry[0] is group]
+        self._plans = deque(entry for entry in self._plans if entry[0] is not group)
+        if cap is None:
+            cap = kept[0][2] if kept else 1
+        entry = [group, iter(items), min(cap, self.depth)]
+        if front:
+            self._plans.appendleft(entry)
+        else:
+            self._plans.append(entry)
+        self.fill()
+
+    def widen(self, group: object) -> None:
+        """The group's last page read true: fetch twice as far ahead (up to the depth).
+
+        A list's plan starts one page ahead of the reader and doubles with every page
+        that brings new records, so a list that only pretends to page (it serves the
+        same rows at every offset, and the repeat guard ends it on its second page)
+        costs no more requests overlapped than sequential. The reader calls it only
+        when it had to wait for that page: where replies are in before the reader
+        wants them (a fast API), more threads would only contend with it for the
+        interpreter.
+        """
+        for entry in self._plans:
+            if entry[0] is group:
+                entry[2] = min(entry[2] * 2, self.depth)
+        self.fill()
+
+    def fill(self) -> None:
+        """Start planned requests until the lane or the pool's buffer is full."""
+        self._pool.pump()
+        if not self._pool.worth_it:
+            return
+        while self._plans and len(self._jobs) < self.depth:
+            for entry in self._plans:
+                group, items, cap = entry
+                if sum(job.group is group for job in self._jobs.values()) < cap:
+                    break
+            else:
+                return  # every plan has its share in flight
+            item = next(items, _END)
+            if item is _END:
+                self._plans.remove(entry)
+                continue
+            context, token = item
+            prepared = self._prepare(context, token)
+            key = request_key(prepared)
+            if key in self._jobs or key in self._sent:
+                continue
+            job = Job(prepared, context, group)
+            if not self._pool.submit(job, self._send):
+                entry[1] = itertools.chain([item], items)  # no room: this one first, later
+                return
+            self._jobs[key] = job
+
+    def chain(
+        self,
+        group: object,
+        context: t.Any,
+        paginator: t.Any,
+        *,
+        first: requests.PreparedRequest | None = None,
+        prepare: Callable[[t.Any, t.Any], requests.PreparedRequest] | None = None,
+        ahead: int = 2,
+    ) -> None:
+        """Walk a list whose next request needs the reply before it, ahead of the reader.
+
+        ``paginator`` is the lane's own copy, at the next page to fetch: each reply
+        advances it (on the main thread, as the reader's would be) to the request after.
+        At most ``ahead`` replies of the chain wait to be read. ``first``: that page's
+        request, built already; ``prepare`` builds the others (default: the stream's).
+        """
+        self.unchain(group)
+        if paginator.finished:
+            return
+        self._chains.append(
+            Chain(group, context, paginator, first, prepare or self._prepare, ahead)
+        )
+        if self not in self._pool.chained:
+            self._pool.chained.append(self)
+        self.pump()
+
+    def unchain(self, group: object) -> None:
+        """Stop a group's chain; what it fetched stays to be taken."""
+        self._chains = [chain for chain in self._chains if chain.group is not group]
+        if not self._chains and self in self._pool.chained:
+            self._pool.chained.remove(self)
+
+    def _prepare(self, context: t.Any, token: t.Any) -> requests.PreparedRequest:
+        return self._stream._prepare_request(context=context, page=At(token))
+
+    def pump(self) -> None:
+        """Move each chain on: the next request once the last reply is in (main thread)."""
+        for chain in list(self._chains):
+            while self._step(chain):
+                pass
+
+    def _step(self, chain: Chain) -> bool:
+        """One move of ``chain``; whether it can move again at once."""
+        job = chain.job
+        if job is not None:
+            if not job.done.is_set():
+                return False
+            if job.error is not None or job.result is None or job.cancelled:
+                self._drop_chain(chain)
+                return False
+            response = job.result
+            chain.job = None
+            try:  # the reader's own loop, minus the records: pure functions of the reply
+                rows = self._stream.rows(response)
+                if not rows and not chain.paginator.continue_if_empty(response):
+                    self._drop_chain(chain)
+                    return False
+                chain.paginator.advance(response)
+            except Exception:  # the reader meets it itself, where it would
+                self._drop_chain(chain)
+                return False
+            if chain.paginator.finished:
+                self._drop_chain(chain)
+                return False
+            chain.first = None
+        waiting = sum(1 for j in self._jobs.values() if j.group is chain.group)
+        if waiting >= chain.ahead or len(self._jobs) >= self.depth or not self._pool.worth_it:
+            return False
+        try:
+            prepared = chain.first or chain.prepare(chain.context, chain.paginator.current_value)
+        except Exception:
+            self._drop_chain(chain)
+            return False
+        key = request_key(prepared)
+        if key in self._sent:  # the reader is past it: nothing ahead to fetch
+            self._drop_chain(chain)
+            return False
+        job = self._jobs.get(key)
+        if job is None:
+            job = Job(prepared, chain.context, chain.group)
+            if not self._pool.submit(job, self._send):
+                return False  # no room now: tried again at the next pump
+            self._jobs[key] = job
+        chain.job = job
+        return job.done.is_set()
+
+    def _drop_chain(self, chain: Chain) -> None:
+        if chain in self._chains:
+            self._chains.remove(chain)
+        if not self._chains and self in self._pool.chained:
+            self._pool.chained.remove(self)
+
+    def take(
+        self, prepared: requests.PreparedRequest, context: t.Any, send: Send
+    ) -> tuple[requests.Response, bool]:
+        """The reply to ``prepared``: fetched ahead if it was, else sent now.
+
+        The second value says whether it had been fetched ahead.
+        """
+        key = request_key(prepared)
+        job = self._jobs.pop(key, None)
+        if job is None:
+            self._sent.append(key)
+            began = time.monotonic()
+            response = send(prepared, context)
+            self._pool.timed(time.monotonic() - began)
+            return response, False
+        self.waited = not job.done.is_set()
+        try:
+            return job.wait(self._pool), True
+        finally:
+            job.release()  # the lane refills once the reader has read the page (widen)
+
+    def end(self, group: object) -> None:
+        """Drop what is left of ``group``: its plan, and replies nobody will take."""
+        self.unchain(group)
+        self._plans = deque(entry for entry in self._plans if entry[0] is not group)
+        for key in [key for key, job in self._jobs.items() if job.group is group]:
+            self._discard(self._jobs.pop(key))
+        self.fill()
+
+    def close(self) -> None:
+        """The stream is done (or failed): cancel everything not taken."""
+        self._plans.clear()
+        self._chains.clear()
+        if self in self._pool.chained:
+            self._pool.chained.remove(self)
+        jobs, self._jobs = self._jobs, {}
+        for job in jobs.values():
+            self._discard(job)
+
+    @staticmethod
+    def _discard(job: Job) -> None:
+        job.cancelled = True  # a worker that has not begun it sends nothing
+        job.release()
+
+
+_END = object()
+
+
+class Chain:
+    """A list walked ahead page by page (see :meth:`Lane.chain`)."""
+
+    __slots__ = ("ahead", "context", "first", "group", "job", "paginator", "prepare")
+
+    def __init__(
+        self,
+        group: object,
+        context: t.Any,
+        paginator: t.Any,
+        first: requests.PreparedRequest | None,
+        prepare: Callable[[t.Any, t.Any], requests.PreparedRequest],
+        ahead: int,
+    ) -> None:
+        self.group = group
+        self.context = context
+        self.paginator = paginator
+        self.first = first
+        self.prepare = prepare
+        self.ahead = ahead
+        self.job: Job | None = None
+
+
+@contextlib.contextmanager
+def lane_in_use(stream: t.Any) -> Iterator[Lane | None]:
+    """The stream's lane while it reads; closed when its outermost read ends.
+
+    A child stream's lane is fed by its parent and outlives each of the child's reads
+    (one per parent record): the parent's outermost read closes it.
+    """
+    lane = stream._prefetch_lane
+    if lane is None:
+        yield None
+        return
+    if lane.users == 0 and stream.parent_stream_type is None:
+        lane.unchain(stream._tap)  # its own read walks on from here
+    lane.users += 1
+    try:
+        yield lane
+    finally:
+        lane.users -= 1
+        if lane.users == 0 and stream.parent_stream_type is None:
+            close_lanes(stream)
+
+
+def close_lanes(stream: t.Any) -> None:
+    """Close the lanes of ``stream`` and of its child streams, depth first."""
+    for child in getattr(stream, "child_streams", ()):
+        close_lanes(child)
+    lane = stream.__dict__.get("_prefetch_lane")
+    if lane is not None:
+        lane.close()
