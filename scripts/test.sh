@@ -9,4 +9,6 @@ export MELTANO_SEND_ANONYMOUS_USAGE_STATS=false MELTANO_CLI_DISABLE_VERSION_CHEC
 bash scripts/postgres.sh install || true
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
-.venv/bin/pytest "$@"
+# Two workers (the CI machine's two cores); Meltano commands of one tap take turns
+# (tests/support.py meltano_lock).
+.venv/bin/pytest -n "${PYTEST_WORKERS:-2}" "$@"

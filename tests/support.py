@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import decimal
+import fcntl
 import io
 import json
 import os
@@ -359,6 +360,24 @@ def shared_sandbox() -> t.Any:
     return _shared
 
 
+@contextlib.contextmanager
+def meltano_lock(tap: str) -> t.Iterator[None]:
+    """Hold the project's Meltano files of ``tap`` for one Meltano command.
+
+    Meltano writes a tap's catalog and run files to one path per tap under ``.meltano/run``,
+    so two commands of one tap at once (two pytest workers, ``scripts/test.sh``) break each
+    other ("catalog file is not valid JSON"); commands of two taps run side by side.
+    """
+    path = ROOT / ".meltano" / f".test-lock-{tap}"
+    path.parent.mkdir(exist_ok=True)
+    with path.open("w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 def meltano_run(
     case: TapCase, sandbox: t.Any, tmp_path: Path, loader: str, *args: str, **env: str
 ) -> subprocess.CompletedProcess:
@@ -381,22 +400,23 @@ def meltano_run(
         **{f"{prefix}_{k.upper()}": str(v) for k, v in sandbox.credentials(case.api).items()},
         **env,
     }
-    return subprocess.run(
-        [
-            MELTANO,
-            "--environment=sandbox",
-            "run",
-            *(args or ("--no-state-update",)),
-            case.name,
-            loader,
-        ],
-        cwd=ROOT,
-        env=environment,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
+    with meltano_lock(case.name):
+        return subprocess.run(
+            [
+                MELTANO,
+                "--environment=sandbox",
+                "run",
+                *(args or ("--no-state-update",)),
+                case.name,
+                loader,
+            ],
+            cwd=ROOT,
+            env=environment,
+            capture_output=True,
+            text=True,
+            timeout=600,
+            check=False,
+        )
 
 
 def missing_properties(schema: dict, value: t.Any, where: str) -> list[str]:

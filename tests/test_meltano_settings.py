@@ -19,7 +19,7 @@ import typing as t
 import pytest
 import yaml
 
-from tests.support import ROOT, TAPS, VENV_BIN, tap_case
+from tests.support import ROOT, TAPS, VENV_BIN, meltano_lock, tap_case
 
 MELTANO = str(VENV_BIN / "meltano")
 REWARDS = tap_case("rewards")
@@ -85,15 +85,16 @@ def _meltano(args: list[str], cwd: t.Any, **env: str) -> subprocess.CompletedPro
         "MELTANO_CLI_DISABLE_VERSION_CHECK": "true",
         **env,
     }
-    return subprocess.run(
-        [MELTANO, *args],
-        cwd=cwd,
-        env=environment,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
+    with meltano_lock("tap-rewards"):  # every command here is of tap-rewards
+        return subprocess.run(
+            [MELTANO, *args],
+            cwd=cwd,
+            env=environment,
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
+        )
 
 
 def _records(stdout: str) -> list[dict]:
