@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import atexit
+import gc
 import logging
 import math
 import sys
@@ -371,7 +373,14 @@ class CollectionTap(Tap):
         A :class:`TapError` is expected (bad settings, a refused request) and is told
         as it is; anything else is a bug, told with its type, the stream it broke and
         its message on one line, redacted and bounded, with the traceback at DEBUG.
+
+        At exit, every object left is frozen out of the garbage collector's last pass:
+        the interpreter's shutdown collection would otherwise walk every object the SDK
+        and its imports made, some 0.15 s a run (a fifth of a small sync's start-up),
+        to free memory the exiting process gives back anyway. Nothing written depends
+        on it: the records and STATE leave by atexit handlers and explicit flushes.
         """
+        atexit.register(gc.freeze)
         install_redaction()
         command = cls.cli
         try:
