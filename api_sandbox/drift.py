@@ -16,8 +16,10 @@ includes them. A byte-identical copy of a record (``duplicate_every``) stays one
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from typing import Any
+
+from api_sandbox.faults import check_fields, key_values
 
 #: The fields a drift adds, for tests to name them.
 FIELDS = ("drift_note", "drift_score", "drift_detail", "drift_code")
@@ -63,10 +65,7 @@ class Drift:
     @classmethod
     def from_mapping(cls, data: dict[str, Any]) -> Drift:
         """A drift from a JSON object of its fields; unknown keys are an error."""
-        known = {f.name for f in fields(cls)}
-        unknown = set(data) - known
-        if unknown:
-            raise ValueError(f"unknown drift fields: {sorted(unknown)}")
+        check_fields(cls, data, "drift")
         if "api" not in data or "stream" not in data:
             raise ValueError("a drift needs api= and stream=")
         values = dict(data)
@@ -78,13 +77,4 @@ class Drift:
     @classmethod
     def parse(cls, spec: str) -> Drift:
         """The CLI form ``api=rewards,stream=orders,start=10,string_from=20``."""
-        values: dict[str, Any] = {}
-        for part in spec.split(","):
-            part = part.strip()
-            if not part:
-                continue
-            key, sep, raw = part.partition("=")
-            if not sep:
-                raise ValueError(f"drift spec part {part!r} is not key=value")
-            values[key.strip()] = raw.strip()
-        return cls.from_mapping(values)
+        return cls.from_mapping(dict(key_values(spec, "drift")))

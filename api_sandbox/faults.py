@@ -18,6 +18,27 @@ KINDS = (
 )  # fmt: skip
 
 
+def key_values(spec: str, what: str) -> list[tuple[str, str]]:
+    """The ``key=value`` pairs of a CLI spec (``kind=status,api=rewards``), stripped."""
+    pairs = []
+    for part in spec.split(","):
+        part = part.strip()
+        if not part:
+            continue
+        key, sep, raw = part.partition("=")
+        if not sep:
+            raise ValueError(f"{what} spec part {part!r} is not key=value")
+        pairs.append((key.strip(), raw.strip()))
+    return pairs
+
+
+def check_fields(cls: type, data: dict[str, Any], what: str) -> None:
+    """A JSON object for dataclass ``cls`` names only its fields: a typo is an error."""
+    unknown = set(data) - {f.name for f in fields(cls)}
+    if unknown:
+        raise ValueError(f"unknown {what} fields: {sorted(unknown)}")
+
+
 @dataclass
 class Fault:
     """One injected misbehaviour.
@@ -90,10 +111,7 @@ class Fault:
     @classmethod
     def from_mapping(cls, data: dict[str, Any]) -> Fault:
         """A fault from a JSON object of its fields; unknown keys are an error, not ignored."""
-        known = {f.name for f in fields(cls)}
-        unknown = set(data) - known
-        if unknown:
-            raise ValueError(f"unknown fault fields: {sorted(unknown)}")
+        check_fields(cls, data, "fault")
         return cls(**data)
 
     @classmethod
@@ -104,15 +122,7 @@ class Fault:
         field's type.
         """
         values: dict[str, Any] = {}
-        for part in spec.split(","):
-            part = part.strip()
-            if not part:
-                continue
-            key, sep, raw = part.partition("=")
-            key = key.strip()
-            if not sep:
-                raise ValueError(f"fault spec part {part!r} is not key=value")
-            raw = raw.strip()
+        for key, raw in key_values(spec, "fault"):
             if key in ("status", "skip", "per_second", "after", "rows"):
                 values[key] = int(raw)
             elif key == "times":
