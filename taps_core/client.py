@@ -585,7 +585,8 @@ class CollectionStream(RESTStream[t.Any]):
         overlapping = isinstance(paginator, OverlappingOffsetPaginator)
         limit = paginator.limit if isinstance(paginator, OffsetTotalPaginator) else None
         group = object()  # this read's plan in the lane
-        planned = chained = False
+        planned = False
+        first = True
         children = self._children_to_feed() if lane is not None else ()
         try:
             with self.get_http_request_counter() as request_counter:
@@ -598,19 +599,18 @@ class CollectionStream(RESTStream[t.Any]):
                         response = send(prepared, context)
                     else:
                         response, ahead = lane.take(prepared, context, send)
-                        if not planned and not chained and self.parent_stream_type is None:
+                        if first and self.parent_stream_type is None:
                             # The API took this stream's first request (the credentials,
                             # the settings): now the next streams' first pages may go too.
                             self._tap.prefetch_upcoming(self)
+                        first = False
                         if not planned or not ahead:  # the first page, or a guess went wrong
                             following = self.planned_tokens(paginator, response)
                             if following is not None:
                                 lane.plan(group, ((context, value) for value in following))
                                 planned = True
-                            elif not chained:
-                                chained = self._chain_ahead(
-                                    lane, group, context, paginator, response
-                                )
+                            else:  # walk ahead from this reply (anew, if the chain fell behind)
+                                self._chain_ahead(lane, group, context, paginator, response)
                     request_counter.increment()
                     rows = list(self.parse_response(response))
                     page = rows
