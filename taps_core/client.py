@@ -723,6 +723,14 @@ class CollectionStream(RESTStream[t.Any]):
             return None
         return self.request_ahead(None, self.get_new_paginator().current_value)
 
+    def plan_ahead(self) -> t.Iterable[tuple[Context | None, t.Any]] | None:
+        """Requests to fetch ahead of this stream's read where its first one is not known.
+
+        ``(context, token)`` pairs, each built by :meth:`request_ahead` when it is sent;
+        None (the default) for a stream that offers only its first request.
+        """
+        return None
+
     def request_ahead(self, context: Context | None, token: t.Any) -> requests.PreparedRequest:
         """A request of this stream built before its sync begins, as it will be then.
 
@@ -738,7 +746,7 @@ class CollectionStream(RESTStream[t.Any]):
             self._write_starting_replication_value(context)
             return self._prepare_request(context=context, page=prefetch.At(token))
         finally:
-            _restore(state, saved)
+            restore_state(state, saved)
 
     def _children_to_feed(self) -> list[CollectionStream]:
         """The child streams that will be synced, each with a lane to fetch ahead in."""
@@ -917,7 +925,7 @@ class CollectionStream(RESTStream[t.Any]):
         return APIError(msg, status=status)
 
 
-def _restore(target: dict, saved: dict) -> None:
+def restore_state(target: dict, saved: dict) -> None:
     """Make ``target`` equal ``saved`` again, keeping its dicts and its keys' order.
 
     Keys added since are removed (those present keep their place), values changed are
@@ -929,7 +937,7 @@ def _restore(target: dict, saved: dict) -> None:
     for key, value in saved.items():
         current = target.get(key, _MISSING)
         if isinstance(current, dict) and isinstance(value, dict):
-            _restore(current, value)
+            restore_state(current, value)
         elif current is _MISSING or current != value:
             target[key] = value
 

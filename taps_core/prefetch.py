@@ -21,16 +21,21 @@ Where the next request needs the current reply (next-page URLs, tokens, cursors,
 ``has_more_page``) nothing is guessed and the stream's pages stay sequential, one in
 flight at a time: a :class:`Chain` sends each as soon as the reply before it is in,
 from the main thread's copy of the paginator, rather than once the reader has written
-the records before it. The next streams' first pages are walked that way too, while
-the stream before them is read (``CollectionTap.prefetch_upcoming``).
+the records before it. Every stream still to come is walked that way too, a few pages
+deep, while the streams before it are read, and a date-window stream offers the first
+pages of the windows already known (``CollectionTap.prefetch_upcoming``). Workers take
+the work of the stream being read first, then that of the next stream, and so on
+(:attr:`Job.priority`).
 
 Nothing is fetched ahead while the API answers in under 10 ms on average
 (:attr:`Pool.WORTH_FETCHING_AHEAD`): a reply handed from a worker to the main thread
 costs the GIL changing hands, more than such a request takes the reader itself.
 
 Bounds: :class:`Pool` runs ``max_concurrent_requests`` daemon workers and holds at
-most twice that many replies fetched and not yet taken, over all streams; one lane
-(a stream's) at most ``max_concurrent_requests``. Every request, the main thread's
+most four times that many replies fetched and not yet taken, over all streams, of
+which the streams still to come hold at most half (the rest is the stream being read's,
+which would otherwise wait behind replies no one can take before it ends); one lane (a
+stream's) at most ``max_concurrent_requests``. Every request, the main thread's
 too, takes one of ``max_concurrent_requests`` in-flight slots before its budget slot
 (:class:`taps_core.budget.RequestBudget`), so no more are ever in flight and requests
 leave at the budget's pace, never bunched after a wait. A lane's unused work is
@@ -84,12 +89,31 @@ class At:
 class Job:
     """One request fetched ahead: run once by a worker, taken once by the main thread."""
 
-    __slots__ = ("_release", "cancelled", "context", "done", "error", "group", "prepared", "result")
+    __slots__ = (
+        "_release",
+        "cancelled",
+        "context",
+        "done",
+        "error",
+        "group",
+        "prepared",
+        "priority",
+        "result",
+    )
 
-    def __init__(self, prepared: requests.PreparedRequest, context: t.Any, group: object) -> None:
+    def __init__(
+        self,
+        prepared: requests.PreparedRequest,
+        context: t.Any,
+        group: object,
+        priority: int = 0,
+    ) -> None:
         self.prepared = prepared
         self.context = context
         self.group = group
+        #: Workers take the lowest first: 0 for the stream being read (and its children),
+        #: then the streams to come, in the order they will be read.
+        self.priority = priority
         self.done = threading.Event()
         self.result: requests.Response | None = None
         self.error: BaseException | None = None
@@ -140,8 +164,14 @@ class Pool:
         self.workers = workers
         #: Taken around every request sent, workers' and the main thread's alike.
         self.in_flight = threading.BoundedSemaphore(workers)
-        self._buffer = threading.BoundedSemaphore(buffered or 2 * workers)
-        self._queue: queue.SimpleQueue[tuple[Job, Send]] = queue.SimpleQueue()
+        total = buffered or 4 * workers
+        self._buffer = threading.BoundedSemaphore(total)
+        #: The share of the buffer the streams still to come may hold: the rest is kept
+        #: for the stream being read, which would otherwise wait behind replies that
+        #: cannot be taken before it ends.
+        self._upcoming = threading.BoundedSemaphore(max(total // 2, 1))
+        self._queue: queue.PriorityQueue[tuple[int, int, Job, Send]] = queue.PriorityQueue()
+        self._order = itertools.count()
         self._threads: list[threading.Thread] = []
         self._lock = threading.Lock()
         #: Set by a worker as a job ends: the main thread's cue to move the chains on.
@@ -171,14 +201,32 @@ class Pool:
         for lane in list(self.chained):
             lane.pump()
 
-    def submit(self, job: Job, send: Send) -> bool:
-        """Queue ``job``, unless the buffer is full (the caller keeps it for later)."""
-        if not self._buffer.acquire(blocking=False):
+    def submit(self, job: Job, send: Send, *, upcoming: bool = False) -> bool:
+        """Queue ``job``, unless the buffer is full (the caller keeps it for later).
+
+        ``upcoming``: the job is of a stream not yet being read; it takes a slot of
+        that share of the buffer too.
+        """
+        if upcoming and not self._upcoming.acquire(blocking=False):
             return False
-        job._release = self._buffer.release
+        if not self._buffer.acquire(blocking=False):
+            if upcoming:
+                self._upcoming.release()
+            return False
+        job._release = self._releaser(upcoming=upcoming)
         self._start_workers()
-        self._queue.put((job, send))
+        self._queue.put((job.priority, next(self._order), job, send))
         return True
+
+    def _releaser(self, *, upcoming: bool) -> Callable[[], None]:
+        if not upcoming:
+            return self._buffer.release
+
+        def release() -> None:
+            self._buffer.release()
+            self._upcoming.release()
+
+        return release
 
     def _start_workers(self) -> None:
         if len(self._threads) == self.workers:
@@ -195,7 +243,7 @@ class Pool:
 
     def _work(self) -> None:
         while True:
-            job, send = self._queue.get()
+            _, _, job, send = self._queue.get()
             job.run(send, self)
             del job, send
 
@@ -223,6 +271,9 @@ class Lane:
         self._sent: deque[Key] = deque(maxlen=_SENT_KEPT)
         self._chains: list[Chain] = []
         self.users = 0
+        #: 0 while the stream is read (or fed, for a child); before that, its place
+        #: among the streams to come (1: the next), so workers fetch what is wanted first.
+        self.priority = 0
         #: Whether the reader had to wait for the last reply it took fetched ahead.
         self.waited = False
 
@@ -233,16 +284,18 @@ class Lane:
         *,
         cap: int | None = None,
         front: bool = True,
+        prepare: Callable[[t.Any, t.Any], requests.PreparedRequest] | None = None,
     ) -> None:
         """Fetch these ``(context, token)`` requests ahead, ``cap`` of them at a time.
 
         A group's newer plan replaces its older one, keeping its cap unless given.
+        ``prepare`` builds each request (default: the stream's own, as it reads).
         """
         kept = [entry for entry in self._plans if entry[0] is group]
         self._plans = deque(entry for entry in self._plans if entry[0] is not group)
         if cap is None:
             cap = kept[0][2] if kept else 1
-        entry = [group, iter(items), min(cap, self.depth)]
+        entry = [group, iter(items), min(cap, self.depth), prepare or self._prepare]
         if front:
             self._plans.appendleft(entry)
         else:
@@ -272,7 +325,7 @@ class Lane:
             return
         while self._plans and len(self._jobs) < self.depth:
             for entry in self._plans:
-                group, items, cap = entry
+                group, items, cap, prepare = entry
                 if sum(job.group is group for job in self._jobs.values()) < cap:
                     break
             else:
@@ -282,12 +335,12 @@ class Lane:
                 self._plans.remove(entry)
                 continue
             context, token = item
-            prepared = self._prepare(context, token)
+            prepared = prepare(context, token)
             key = request_key(prepared)
             if key in self._jobs or key in self._sent:
                 continue
-            job = Job(prepared, context, group)
-            if not self._pool.submit(job, self._send):
+            job = Job(prepared, context, group, self.priority)
+            if not self._pool.submit(job, self._send, upcoming=self.priority > 0):
                 entry[1] = itertools.chain([item], items)  # no room: this one first, later
                 return
             self._jobs[key] = job
@@ -324,6 +377,16 @@ class Lane:
         self._chains = [chain for chain in self._chains if chain.group is not group]
         if not self._chains and self in self._pool.chained:
             self._pool.chained.remove(self)
+
+    def begin(self, offered_by: object) -> None:
+        """The stream's read begins: what was offered ahead of it stops, its replies stay.
+
+        Its own read plans and walks from here, from the requests it really builds;
+        left running, the offer's plan could fetch again a page already taken.
+        """
+        self.priority = 0
+        self.unchain(offered_by)
+        self._plans = deque(entry for entry in self._plans if entry[0] is not offered_by)
 
     def _prepare(self, context: t.Any, token: t.Any) -> requests.PreparedRequest:
         return self._stream._prepare_request(context=context, page=At(token))
@@ -372,8 +435,8 @@ class Lane:
             return False
         job = self._jobs.get(key)
         if job is None:
-            job = Job(prepared, chain.context, chain.group)
-            if not self._pool.submit(job, self._send):
+            job = Job(prepared, chain.context, chain.group, self.priority)
+            if not self._pool.submit(job, self._send, upcoming=self.priority > 0):
                 return False  # no room now: tried again at the next pump
             self._jobs[key] = job
         chain.job = job
@@ -394,8 +457,8 @@ class Lane:
         """
         key = request_key(prepared)
         job = self._jobs.pop(key, None)
+        self._sent.append(key)  # read: no plan that lags behind fetches it again
         if job is None:
-            self._sent.append(key)
             began = time.monotonic()
             response = send(prepared, context)
             self._pool.timed(time.monotonic() - began)
@@ -468,7 +531,7 @@ def lane_in_use(stream: t.Any) -> Iterator[Lane | None]:
         yield None
         return
     if lane.users == 0 and stream.parent_stream_type is None:
-        lane.unchain(stream._tap)  # its own read walks on from here
+        lane.begin(stream._tap)  # its own read plans and walks on from here
     lane.users += 1
     try:
         yield lane

@@ -142,13 +142,16 @@ class CollectionTap(Tap):
         return Pool(workers) if workers > 1 else None
 
     def prefetch_upcoming(self, stream: CollectionStream) -> None:
-        """Once ``stream``'s first reply is in, fetch the first pages of the next streams.
+        """Once ``stream``'s first reply is in, fetch ahead the first pages of the next ones.
 
         The SDK syncs the selected top-level streams in order; a stream whose next
         pages need the reply before them (next-page URLs, cursors) overlaps only this
-        way. As many streams ahead as there are workers, each walked at most two pages
-        ahead (:meth:`taps_core.prefetch.Lane.chain`); the replies wait in the pool's
-        buffer (twice the workers, in all) until their stream begins.
+        way. Every stream still to come is offered: walked from its first page up to
+        :attr:`UPCOMING_AHEAD` pages ahead (:meth:`taps_core.prefetch.Lane.chain`), or,
+        for one read by date window, the first pages of its windows
+        (:meth:`CollectionStream.plan_ahead`). Workers take the nearest stream's work
+        first, the stream being read before all; what the streams to come fetch waits
+        in their share of the pool's buffer (half of it) until their read begins.
         """
         pool = self.prefetch_pool
         if pool is None:
@@ -161,11 +164,12 @@ class CollectionTap(Tap):
         if stream not in order:
             return
         start = order.index(stream) + 1
-        for upcoming in order[start : start + pool.workers]:
+        for place, upcoming in enumerate(order[start:], start=1):
             lane = getattr(upcoming, "_prefetch_lane", None)
             if lane is None or upcoming.name in self._offered_ahead:
                 continue
             self._offered_ahead.add(upcoming.name)
+            lane.priority = place
             prepared = upcoming.first_request_ahead()
             if prepared is not None:
                 lane.chain(
@@ -174,7 +178,17 @@ class CollectionTap(Tap):
                     upcoming.get_new_paginator(),
                     first=prepared,
                     prepare=upcoming.request_ahead,
+                    ahead=self.UPCOMING_AHEAD,
                 )
+                continue
+            planned = upcoming.plan_ahead()
+            if planned is not None:
+                lane.plan(
+                    self, planned, cap=lane.depth, front=False, prepare=upcoming.request_ahead
+                )
+
+    #: How many pages of a stream still to come may wait fetched, at most.
+    UPCOMING_AHEAD: t.ClassVar[int] = 3
 
     @cached_property
     def _offered_ahead(self) -> set[str]:

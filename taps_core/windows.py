@@ -24,11 +24,12 @@ every row before it has been emitted.
 
 from __future__ import annotations
 
+import copy
 import typing as t
 from datetime import datetime, timedelta, timezone
 
 from taps_core import prefetch
-from taps_core.client import CollectionStream
+from taps_core.client import CollectionStream, restore_state
 from taps_core.errors import APIError
 
 if t.TYPE_CHECKING:
@@ -106,6 +107,35 @@ class DateWindowStream(CollectionStream):
             end = min(start + step, horizon)
             yield start, end
             start = end
+
+    def plan_ahead(self) -> t.Iterator[tuple[Context | None, t.Any]] | None:
+        """The first pages of the windows that will be read as they are known now.
+
+        The last window ends when the stream's read begins, so only the windows that
+        end before this moment (or all of them, under an ``end_date`` already past) are
+        the same then. With neither bookmark nor ``start_date`` the windows start a
+        lookback before that moment: none is known, and none is offered.
+        """
+        if self.partitions is not None or self.parent_stream_type is not None:
+            return None
+        state = self._tap.state
+        saved = copy.deepcopy(state)
+        try:  # the stream's starting value, as its sync will write it (see request_ahead)
+            self._write_starting_replication_value(None)
+            origin = self.window_origin(None) if self.get_starting_timestamp(None) else None
+        finally:
+            restore_state(state, saved)
+        if origin is None:
+            return None
+        horizon = self.window_horizon()
+        now = datetime.now(timezone.utc).replace(microsecond=0)
+        final = horizon < now  # an end_date in the past: the read's horizon is this one
+        token = self.get_new_paginator().current_value
+        return (
+            (self._window_context(None, window), token)
+            for window in self.windows(origin, horizon)
+            if final or window[1] < horizon
+        )
 
     def request_records(self, context: Context | None) -> t.Iterable[dict]:
         self._horizon = self.window_horizon()

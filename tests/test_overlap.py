@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import re
+import threading
 import time
 from collections import Counter
 from datetime import datetime, timedelta, timezone
@@ -18,6 +19,8 @@ from pathlib import Path
 import pytest
 
 from api_sandbox import Fault, Sandbox
+from tap_reporting.tap import TapReporting
+from taps_core.prefetch import Job, Pool
 from tests.support import TAPS, catalog_selecting, run_cli, tap_case
 
 LATENCY = 0.02  # on every data reply: small, but enough for requests to overlap
@@ -203,3 +206,122 @@ def test_an_incremental_sync_from_a_state_asks_and_writes_the_same_overlapped(tm
     assert asked[8] == asked[1]
     assert any("ModifiedAfter" in key[3] for key in asked[1])
     assert '"type":"RECORD"' in outputs[1]
+
+
+def test_the_windows_of_a_stream_still_to_come_are_fetched_while_an_earlier_one_is_read(
+    tmp_path,
+):
+    """Reporting transactions (date windows) after disputes (pages by next-page link):
+    the windows known before transactions' read begins (all but the one that ends
+    "now") go while disputes' pages are walked, from a state's bookmark too; the
+    requests and the output stay those of the sequential sync."""
+    case = tap_case("reporting")
+    bookmark = (datetime.now(timezone.utc) - timedelta(days=150)).replace(microsecond=0)
+    states = {
+        "start_date": None,
+        "state": {
+            "bookmarks": {
+                "transactions": {
+                    "replication_key": "transaction_updated_date",
+                    "replication_key_value": bookmark.isoformat(),
+                }
+            }
+        },
+    }
+    outputs, asked, early = {}, {}, {}
+    for begin, state in states.items():
+        for concurrent in (1, 8):
+            latency = Fault("latency", seconds=LATENCY, times=None)
+            with Sandbox(seed=42, faults=[latency]) as sandbox:
+                config = case.config(sandbox, max_concurrent_requests=concurrent)
+                catalog = tmp_path / "catalog.json"
+                selected = catalog_selecting(
+                    case.tap_class, config, "list_disputes", "transactions"
+                )
+                catalog.write_text(json.dumps(selected))
+                started = datetime.now(timezone.utc) - timedelta(seconds=1)
+                work = tmp_path / f"{begin}-{concurrent}"
+                work.mkdir()
+                result = run_cli(
+                    case.executable, config, work, "--catalog", str(catalog), state=state
+                )
+                assert result.returncode == 0, result.stderr[-2000:]
+                outputs[begin, concurrent] = comparable(result.stdout, started)
+                asked[begin, concurrent] = _request_signature(sandbox, started)
+                arrivals = [r.path for r in sorted(sandbox.requests, key=lambda r: r.time)]
+            last_dispute = max(i for i, path in enumerate(arrivals) if "disputes" in path)
+            early[begin, concurrent] = arrivals.index("/v1/reporting/transactions") < last_dispute
+    for begin in states:
+        assert outputs[begin, 8] == outputs[begin, 1]
+        assert asked[begin, 8] == asked[begin, 1]
+        assert early[begin, 8], "no window was fetched while disputes were read"
+        assert not early[begin, 1]
+    assert len(asked["state", 1]) < len(asked["start_date", 1])  # the bookmark was read
+
+
+def _windows_offered(**settings) -> list[tuple[str, str]] | None:
+    """The transactions windows a reporting tap offers ahead of their read, as bounds."""
+    config = {
+        "client_id": "id",
+        "client_secret": "secret",
+        "base_url": "http://127.0.0.1:9",
+        "window_days": 31,
+        **settings,
+    }
+    stream = TapReporting(config=config).streams["transactions"]
+    planned = stream.plan_ahead()
+    if planned is None:
+        return None
+    return [(context["window_start"], context["window_end"]) for context, _ in planned]
+
+
+def test_only_the_windows_that_end_before_now_are_offered_ahead():
+    """The last window ends when the read begins, later than now: it is not known yet."""
+    start = datetime.now(timezone.utc).replace(microsecond=0) - timedelta(days=100)
+    windows = _windows_offered(start_date=start.isoformat())
+    assert windows is not None
+    assert [w[0] for w in windows] == [
+        (start + timedelta(days=31 * n)).strftime("%Y-%m-%dT%H:%M:%SZ") for n in range(3)
+    ]
+    assert all(
+        end == (start + timedelta(days=31 * (n + 1))).strftime("%Y-%m-%dT%H:%M:%SZ")
+        for n, (_, end) in enumerate(windows)
+    )
+
+
+def test_every_window_is_offered_ahead_under_an_end_date_already_past():
+    windows = _windows_offered(start_date="2024-01-01T00:00:00Z", end_date="2024-03-15T00:00:00Z")
+    assert windows == [
+        ("2024-01-01T00:00:00Z", "2024-02-01T00:00:00Z"),
+        ("2024-02-01T00:00:00Z", "2024-03-03T00:00:00Z"),
+        ("2024-03-03T00:00:00Z", "2024-03-15T00:00:00Z"),
+    ]
+
+
+def test_no_window_is_offered_ahead_when_the_windows_start_a_lookback_before_now():
+    assert _windows_offered() is None
+
+
+def test_replies_fetched_for_streams_to_come_leave_room_for_the_stream_being_read():
+    """Streams to come hold at most half the buffer, and workers take the stream being
+    read first: its pages never wait behind replies that cannot be taken before it ends."""
+    pool = Pool(1, buffered=4)
+    gate, busy, ran = threading.Event(), threading.Event(), []
+
+    def send(prepared, context):
+        busy.set()
+        gate.wait(5)
+        ran.append(context)
+        return context
+
+    jobs = [Job(None, f"to come {n}", None, priority=n + 1) for n in range(3)]
+    assert pool.submit(jobs[0], send, upcoming=True)
+    assert busy.wait(5)  # the one worker is in the first job's request
+    assert pool.submit(jobs[1], send, upcoming=True)
+    assert not pool.submit(jobs[2], send, upcoming=True)  # the share of streams to come
+    being_read = Job(None, "being read", None)
+    assert pool.submit(being_read, send)
+    gate.set()
+    for job in (*jobs[:2], being_read):
+        job.done.wait(5)
+    assert ran == ["to come 0", "being read", "to come 1"]
