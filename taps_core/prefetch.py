@@ -32,10 +32,12 @@ Nothing is fetched ahead while the API answers in under 10 ms on average
 costs the GIL changing hands, more than such a request takes the reader itself.
 
 Bounds: :class:`Pool` runs ``max_concurrent_requests`` daemon workers and holds at
-most four times that many replies fetched and not yet taken, over all streams, of
-which the streams still to come hold at most half (the rest is the stream being read's,
+most six times that many replies fetched and not yet taken, over all streams, of which
+the streams still to come hold at most two thirds (the rest is the stream being read's,
 which would otherwise wait behind replies no one can take before it ends); one lane (a
-stream's) at most ``max_concurrent_requests``. Every request, the main thread's
+stream's) at most ``max_concurrent_requests``, except that a stream to come with
+requests of its own to fetch (date windows) gives workers that would idle more of them
+(:meth:`Lane.fill_idle`). Every request, the main thread's
 too, takes one of ``max_concurrent_requests`` in-flight slots before its budget slot
 (:class:`taps_core.budget.RequestBudget`), so no more are ever in flight and requests
 leave at the budget's pace, never bunched after a wait. A lane's unused work is
@@ -164,12 +166,15 @@ class Pool:
         self.workers = workers
         #: Taken around every request sent, workers' and the main thread's alike.
         self.in_flight = threading.BoundedSemaphore(workers)
-        total = buffered or 4 * workers
+        total = buffered or 6 * workers
         self._buffer = threading.BoundedSemaphore(total)
         #: The share of the buffer the streams still to come may hold: the rest is kept
         #: for the stream being read, which would otherwise wait behind replies that
         #: cannot be taken before it ends.
-        self._upcoming = threading.BoundedSemaphore(max(total // 2, 1))
+        self.upcoming_share = max(total * 2 // 3, 1)
+        #: Slots of that share held (main thread only: jobs are submitted and released
+        #: there).
+        self.upcoming_held = 0
         self._queue: queue.PriorityQueue[tuple[int, int, Job, Send]] = queue.PriorityQueue()
         self._order = itertools.count()
         self._threads: list[threading.Thread] = []
@@ -178,6 +183,10 @@ class Pool:
         self.wake = threading.Event()
         #: Lanes with chains to move on (main thread only).
         self.chained: list[Lane] = []
+        #: Lanes of streams to come that take idle workers beyond their depth (main
+        #: thread only; see :meth:`Lane.fill_idle`).
+        self.idle_fillers: list[Lane] = []
+        self._running = 0  # jobs a worker has begun and not finished
 
     #: A reply quicker than this on average is not worth fetching ahead: handing it
     #: from a worker to the main thread costs more (the GIL changes hands, at worst
@@ -197,9 +206,16 @@ class Pool:
         return average is None or average >= self.WORTH_FETCHING_AHEAD
 
     def pump(self) -> None:
-        """Move every chain on whose last reply has come (main thread only)."""
+        """Move every chain on whose last reply has come, then give idle workers the
+        planned work of streams to come (main thread only)."""
         for lane in list(self.chained):
             lane.pump()
+        for lane in list(self.idle_fillers):
+            lane.fill_idle()
+
+    def idle_workers(self) -> int:
+        """Workers with nothing to do: none begun, none queued for them."""
+        return self.workers - self._running - self._queue.qsize()
 
     def submit(self, job: Job, send: Send, *, upcoming: bool = False) -> bool:
         """Queue ``job``, unless the buffer is full (the caller keeps it for later).
@@ -207,12 +223,12 @@ class Pool:
         ``upcoming``: the job is of a stream not yet being read; it takes a slot of
         that share of the buffer too.
         """
-        if upcoming and not self._upcoming.acquire(blocking=False):
+        if upcoming and self.upcoming_held >= self.upcoming_share:
             return False
         if not self._buffer.acquire(blocking=False):
-            if upcoming:
-                self._upcoming.release()
             return False
+        if upcoming:
+            self.upcoming_held += 1
         job._release = self._releaser(upcoming=upcoming)
         self._start_workers()
         self._queue.put((job.priority, next(self._order), job, send))
@@ -224,7 +240,7 @@ class Pool:
 
         def release() -> None:
             self._buffer.release()
-            self._upcoming.release()
+            self.upcoming_held -= 1
 
         return release
 
@@ -244,7 +260,13 @@ class Pool:
     def _work(self) -> None:
         while True:
             _, _, job, send = self._queue.get()
-            job.run(send, self)
+            with self._lock:
+                self._running += 1
+            try:
+                job.run(send, self)
+            finally:
+                with self._lock:
+                    self._running -= 1
             del job, send
 
 
@@ -321,12 +343,36 @@ class Lane:
     def fill(self) -> None:
         """Start planned requests until the lane or the pool's buffer is full."""
         self._pool.pump()
+        self._fill(self.depth)
+
+    def fill_idle(self) -> None:
+        """A stream to come: give workers that would idle its planned requests.
+
+        Beyond its depth, up to the share of the buffer the streams to come hold, but
+        only while workers have nothing else to do and a few slots of that share stay
+        free for the others: work queued in advance would be taken before the next
+        page of a list walked ahead, which can be asked for only once its reply is in.
+        """
+        pool = self._pool
+        if self.priority == 0:
+            return
+        self._fill(
+            pool.upcoming_share,
+            more=lambda: (
+                pool.idle_workers() > 0
+                and pool.upcoming_share - pool.upcoming_held > pool.workers // 2
+            ),
+        )
+
+    def _fill(self, most: int, more: Callable[[], bool] | None = None) -> None:
+        """Start planned requests while the lane holds fewer than ``most``; ``more``:
+        beyond each plan's cap, while it says so."""
         if not self._pool.worth_it:
             return
-        while self._plans and len(self._jobs) < self.depth:
+        while self._plans and len(self._jobs) < most and (more is None or more()):
             for entry in self._plans:
                 group, items, cap, prepare = entry
-                if sum(job.group is group for job in self._jobs.values()) < cap:
+                if more is not None or sum(job.group is group for job in self._jobs.values()) < cap:
                     break
             else:
                 return  # every plan has its share in flight
@@ -385,6 +431,8 @@ class Lane:
         left running, the offer's plan could fetch again a page already taken.
         """
         self.priority = 0
+        if self in self._pool.idle_fillers:
+            self._pool.idle_fillers.remove(self)
         self.unchain(offered_by)
         self._plans = deque(entry for entry in self._plans if entry[0] is not offered_by)
 
@@ -483,6 +531,8 @@ class Lane:
         self._chains.clear()
         if self in self._pool.chained:
             self._pool.chained.remove(self)
+        if self in self._pool.idle_fillers:
+            self._pool.idle_fillers.remove(self)
         jobs, self._jobs = self._jobs, {}
         for job in jobs.values():
             self._discard(job)

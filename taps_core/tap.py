@@ -186,6 +186,7 @@ class CollectionTap(Tap):
                 lane.plan(
                     self, planned, cap=lane.depth, front=False, prepare=upcoming.request_ahead
                 )
+                pool.idle_fillers.append(lane)
 
     #: How many pages of a stream still to come may wait fetched, at most.
     UPCOMING_AHEAD: t.ClassVar[int] = 3

@@ -178,7 +178,9 @@ def test_a_token_revoked_mid_sync_is_replaced_once_and_nothing_is_lost(sandbox):
 def test_a_token_past_its_lifetime_is_renewed_before_the_api_refuses_it(sandbox):
     sandbox.engine.api("bookings").token_issuer.lifetime = 1
     sandbox.add_fault(Fault(kind="latency", api="bookings", seconds=0.3, times=None))
-    result = sync_in_process(TapBookings, BOOKINGS.config(sandbox))
+    # one request at a time, so that the sync outlasts the token (9 pages of 0.3 s)
+    config = BOOKINGS.config(sandbox, max_concurrent_requests=1)
+    result = sync_in_process(TapBookings, config)
     _assert_all_synced(sandbox, result)
     assert sandbox.engine.api("bookings").token_issuer.issued >= 2
 

@@ -305,7 +305,7 @@ def test_no_window_is_offered_ahead_when_the_windows_start_a_lookback_before_now
 def test_replies_fetched_for_streams_to_come_leave_room_for_the_stream_being_read():
     """Streams to come hold at most half the buffer, and workers take the stream being
     read first: its pages never wait behind replies that cannot be taken before it ends."""
-    pool = Pool(1, buffered=4)
+    pool = Pool(1, buffered=3)  # two for the streams to come
     gate, busy, ran = threading.Event(), threading.Event(), []
 
     def send(prepared, context):
