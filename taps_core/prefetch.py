@@ -35,8 +35,10 @@ Bounds: :class:`Pool` runs ``max_concurrent_requests`` daemon workers and holds 
 most six times that many replies fetched and not yet taken, over all streams, of which
 the streams still to come hold at most two thirds (the rest is the stream being read's,
 which would otherwise wait behind replies no one can take before it ends); one lane (a
-stream's) at most ``max_concurrent_requests``, except that a stream to come with
-requests of its own to fetch (date windows) gives workers that would idle more of them
+stream's) at most twice ``max_concurrent_requests`` in flight or fetched while its stream
+is read (so that replies waiting for the reader keep no worker idle), as many as
+``max_concurrent_requests`` before, except that a stream to come with requests of its
+own to fetch (date windows) gives workers that would idle more of them
 (:meth:`Lane.fill_idle`). Every request, the main thread's
 too, takes one of ``max_concurrent_requests`` in-flight slots before its budget slot
 (:class:`taps_core.budget.RequestBudget`), so no more are ever in flight and requests
@@ -187,6 +189,8 @@ class Pool:
         #: thread only; see :meth:`Lane.fill_idle`).
         self.idle_fillers: list[Lane] = []
         self._running = 0  # jobs a worker has begun and not finished
+        #: A lane's depth while its stream is read (see ``Lane.depth``).
+        self.reading_depth = 2 * workers
 
     #: A reply quicker than this on average is not worth fetching ahead: handing it
     #: from a worker to the main thread costs more (the GIL changes hands, at worst
@@ -284,7 +288,10 @@ class Lane:
         self._stream = stream
         self._pool = pool
         self._send = send
-        self.depth = pool.workers
+        #: The most requests of the lane in flight or fetched and not yet read: twice
+        #: the workers, so that replies waiting for the reader do not keep workers
+        #: idle; a stream still to come, whose replies cannot be read yet, holds fewer.
+        self.depth = pool.reading_depth
         self._jobs: dict[Key, Job] = {}
         #: [group, iterator, most jobs of the group at once], front first.
         self._plans: deque[list[t.Any]] = deque()
@@ -298,6 +305,11 @@ class Lane:
         self.priority = 0
         #: Whether the reader had to wait for the last reply it took fetched ahead.
         self.waited = False
+
+    @property
+    def width(self) -> int:
+        """How many requests can be in flight at once (the pool's workers)."""
+        return self._pool.workers
 
     def plan(
         self,
@@ -325,19 +337,20 @@ class Lane:
         self.fill()
 
     def widen(self, group: object) -> None:
-        """The group's last page read true: fetch twice as far ahead (up to the depth).
+        """The group's last page read true: fetch further ahead, up to the depth.
 
-        A list's plan starts one page ahead of the reader and doubles with every page
-        that brings new records, so a list that only pretends to page (it serves the
-        same rows at every offset, and the repeat guard ends it on its second page)
-        costs no more requests overlapped than sequential. The reader calls it only
-        when it had to wait for that page: where replies are in before the reader
-        wants them (a fast API), more threads would only contend with it for the
-        interpreter.
+        A list's plan starts one page ahead of the reader, goes two ahead once a page
+        brought new records, and as deep as the lane once a second one has: a list
+        that only pretends to page (it serves the same rows at every offset, or cycles
+        through two pages, and the repeat guard ends it on its second or third page)
+        costs at most two requests more overlapped than sequential, and a true list
+        is read at full depth from its fourth page. The reader calls it only when it
+        had to wait for that page: where replies are in before the reader wants them
+        (a fast API), more threads would only contend with it for the interpreter.
         """
         for entry in self._plans:
             if entry[0] is group:
-                entry[2] = min(entry[2] * 2, self.depth)
+                entry[2] = 2 if entry[2] < 2 else self.depth
         self.fill()
 
     def fill(self) -> None:
@@ -431,6 +444,7 @@ class Lane:
         left running, the offer's plan could fetch again a page already taken.
         """
         self.priority = 0
+        self.depth = self._pool.reading_depth
         if self in self._pool.idle_fillers:
             self._pool.idle_fillers.remove(self)
         self.unchain(offered_by)

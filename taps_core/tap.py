@@ -170,6 +170,7 @@ class CollectionTap(Tap):
                 continue
             self._offered_ahead.add(upcoming.name)
             lane.priority = place
+            lane.depth = pool.workers  # its replies wait until its read begins
             prepared = upcoming.first_request_ahead()
             if prepared is not None:
                 lane.chain(

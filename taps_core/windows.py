@@ -147,7 +147,9 @@ class DateWindowStream(CollectionStream):
                     (self._window_context(context, window), start)
                     for window in self.windows(origin, self._horizon)
                 )
-                lane.plan(self, firsts, cap=lane.depth, front=False)
+                # as many at once as can be in flight: one window that fails stops
+                # the sync, and what was fetched beyond it is wasted
+                lane.plan(self, firsts, cap=lane.width, front=False)
             for window in self.windows(origin, self._horizon):
                 yield from self._read_window(window, context)
 
