@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import dataclasses
+import os
+import sys
+import tempfile
 import typing as t
 from array import array
 from urllib.parse import parse_qs, urljoin, urlsplit
@@ -105,34 +108,93 @@ class PageNumberPaginator(BaseAPIPaginator[int]):
 
 
 class KeyHashes:
-    """A set of 64-bit key hashes in one flat array: about 16 to 32 bytes a key.
+    """A set of 64-bit key hashes that holds about 2 to 4 bytes a key in memory.
 
-    A Python ``set`` of ints costs some 70 bytes a key (an int object and a slot), so a
-    sync of ten million rows would hold 700 MB only to remember what it emitted. This is
-    an open-addressing table of ``array('q')`` with linear probing, kept at most half
-    full so that a miss (the common case: a new row) costs about two probes. Zero marks
-    an empty slot; a hash of zero is stored as one.
+    A guard must remember every key a sync emitted, so what it holds a key is what a long
+    sync pays: a Python ``set`` of ints costs some 70 bytes a key, a flat table of the
+    hashes themselves 16 to 32 (16 MiB for a million rows, the tap's only memory that
+    grew with the rows). Yet it must be exact: a row dropped because a shorter
+    fingerprint matched would be a row lost, silently. So the table is split in two:
+
+    - in memory, an ``array('H')`` of 16-bit fingerprints (the hash's top 16 bits, zero
+      taken as one: zero marks an empty slot), open addressing with linear probing on
+      the hash's low bits, at most half full, so that a miss (the common case: a new
+      row) costs about two probes, as before. A slot that holds a different fingerprint
+      proves the key new; an equal one only makes it doubtful;
+    - the full hashes, appended in emission order to an anonymous temporary file
+      (``tempfile.TemporaryFile``: no name, gone when closed) once more than
+      :attr:`SPILL_AT` of them have come, so a short list (a child stream's, per parent)
+      never opens one. Disk holds 8 bytes a key; memory the few thousand not yet written.
+
+    A doubtful key is first looked up in the hashes last added, held exactly (two sets
+    of :attr:`RECENT` each, newest and the one before), because the repeats of a list
+    that grows newest-first come from the page just read. Only a doubtful key not found
+    there is looked up in the file, all of a batch's doubtful keys in one pass over it,
+    in chunks. Fingerprints collide for about one new key in 50,000 (1.5 occupied
+    probes a miss, 1 in 65,535 each), so a sync of a million new rows reads its file
+    some twenty times. A key found far back (a list that serves its start again) brings
+    the :attr:`REPLAY` hashes that followed it into memory too, so that a list replaying
+    a long stretch costs one pass over the file for each such stretch, not one a page.
+
+    Growing the table rebuilds it from the file, since fingerprints do not say which
+    slot they came from; :meth:`reserve` sizes it once from a list's stated total.
+    A hash of zero is taken as one, as the table of full hashes before it did.
     """
 
-    __slots__ = ("_mask", "_slots", "_used")
+    #: Hashes in each of the two sets of those last added, held exactly.
+    RECENT = 4096
+    #: Hashes kept in memory before they are appended to the file (and it is opened).
+    SPILL_AT = 4096
+    #: Hashes brought into memory from after a key found far back in the file.
+    REPLAY = 8192
+    #: Bytes read from the file at once when it is searched (a multiple of 8).
+    CHUNK = 1 << 20
+
+    __slots__ = (
+        "_file",
+        "_mask",
+        "_older",
+        "_recent",
+        "_replayed",
+        "_slots",
+        "_spilled",
+        "_tail",
+        "_used",
+        "file_passes",
+    )
 
     def __init__(self, capacity: int = 1024) -> None:
+        self._file: t.BinaryIO | None = None
+        self._start(capacity)
+
+    def _start(self, capacity: int) -> None:
+        """Empty, with room for half of ``capacity`` values (a power of two, at least)."""
         size = 1 << max(capacity - 1, 1).bit_length()
-        self._slots = array("q", bytes(8 * size))
+        self._slots = array("h", bytes(2 * size))
         self._mask = size - 1
         self._used = 0
+        self._tail = array("q")  # the hashes not yet in the file, oldest first
+        self._spilled = 0  # hashes in the file
+        self._recent: set[int] = set()
+        self._older: set[int] = set()
+        self._replayed: set[int] = set()
+        #: How many times the file was searched (each a pass over it, or less).
+        self.file_passes = 0
 
     def __len__(self) -> int:
         return self._used
 
     def __contains__(self, value: int) -> bool:
         value = value or 1
+        if value in self._recent or value in self._older or value in self._replayed:
+            return True
         slots, mask = self._slots, self._mask
+        mark = value >> 48 or 1
         i = value & mask
         while True:
             held = slots[i]
-            if held == value:
-                return True
+            if held == mark:
+                return bool(self._held_before({value}))
             if not held:
                 return False
             i = (i + 1) & mask
@@ -145,42 +207,163 @@ class KeyHashes:
         if 0 in values:
             values = [value or 1 for value in values]
         slots, mask = self._slots, self._mask
-        held_before = []
+        recent, older, replayed = self._recent, self._older, self._replayed
+        held_before: list[int] = []
+        doubtful: list[int] = []  # positions whose fingerprint is held, key unconfirmed
         for n, value in enumerate(values):
             i = value & mask
             held = slots[i]
+            if not held:
+                slots[i] = value >> 48 or 1
+                continue
+            mark = value >> 48 or 1
             while held:
-                if held == value:
-                    held_before.append(n)
+                if held == mark:
+                    if value in recent or value in older or value in replayed:
+                        held_before.append(n)
+                    else:
+                        doubtful.append(n)
                     break
                 i = (i + 1) & mask
                 held = slots[i]
             else:
-                slots[i] = value
+                slots[i] = mark
+        if doubtful:
+            self._settle(values, doubtful, held_before)
         self._used += len(values) - len(held_before)
+        self._remember(values, held_before)
         return held_before
 
     def reserve(self, count: int) -> None:
-        """Make room for ``count`` values at once: no doubling later, whose old and new
-        tables would be held together (half as much memory again, for a moment)."""
+        """Make room for ``count`` values at once: no rebuilding from the file later."""
         if count * 2 > len(self._slots):
             self._grow(count)
 
-    def _grow(self, needed: int) -> None:
-        old = self._slots
-        size = len(old)
-        while needed * 2 > size:
-            size *= 2
-        slots = self._slots = array("q", bytes(8 * size))
-        mask = self._mask = size - 1
-        for value in filter(None, old):
+    def bytes_held(self) -> int:
+        """The memory this set holds (its table, sets and buffer), not the file."""
+        sets = (self._recent, self._older, self._replayed)
+        return (
+            len(self._slots) * self._slots.itemsize
+            + len(self._tail) * self._tail.itemsize
+            + sum(sys.getsizeof(held) + sum(map(sys.getsizeof, held)) for held in sets)
+        )
+
+    def close(self) -> None:
+        """Forget every value and delete the file, at the end of a sync."""
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+        self._start(2)
+
+    def _settle(self, values: list[int], doubtful: list[int], held_before: list[int]) -> None:
+        """Tell the doubtful positions held before from those a fingerprint only matched.
+
+        A value is held if it was added before this batch (the file, the buffer) or
+        earlier in the batch: its first position in ``values`` comes first.
+        """
+        before = self._held_before({values[n] for n in doubtful})
+        slots, mask = self._slots, self._mask
+        for n in doubtful:
+            value = values[n]
+            if value in before or values.index(value) < n:
+                held_before.append(n)
+                continue
             i = value & mask
             while slots[i]:
                 i = (i + 1) & mask
-            slots[i] = value
+            slots[i] = value >> 48 or 1
+        held_before.sort()
+
+    def _remember(self, values: list[int], held_before: list[int]) -> None:
+        """Keep the batch's values exactly: new ones for good, all of them as recent."""
+        if held_before:
+            drop = set(held_before)
+            self._tail.extend(value for n, value in enumerate(values) if n not in drop)
+        else:
+            self._tail.fromlist(values)
+        self._recent.update(values)
+        if len(self._recent) >= self.RECENT:
+            self._older, self._recent = self._recent, set()
+        if len(self._tail) >= self.SPILL_AT:
+            if self._file is None:
+                self._file = tempfile.TemporaryFile()  # noqa: SIM115 (closed by close())
+            self._file.write(self._tail)
+            self._file.flush()
+            self._spilled += len(self._tail)
+            self._tail = array("q")
+
+    def _held_before(self, wanted: set[int]) -> set[int]:
+        """Those of ``wanted`` added before: in the buffer, or found in one pass of the file."""
+        found = wanted.intersection(self._tail)
+        missing = wanted - found
+        if not missing or self._file is None:
+            return found
+        self.file_passes += 1
+        fd = self._file.fileno()
+        first: int | None = None  # the position in the file of the first one found
+        offset = 0
+        end = self._spilled * 8
+        while missing and offset < end:
+            chunk = os.pread(fd, min(self.CHUNK, end - offset), offset)
+            if not chunk:
+                raise OSError("the repeat guard's file ended early")
+            if len(missing) <= 4:  # a search a value, in C, beats making a chunk's ints
+                hits = {}
+                for value in missing:
+                    needle = array("q", [value]).tobytes()
+                    at = chunk.find(needle)
+                    while at >= 0 and at % 8:  # an 8-byte value starts every 8 bytes
+                        at = chunk.find(needle, at + 1)
+                    if at >= 0:
+                        hits[value] = at // 8
+            else:
+                numbers = array("q")
+                numbers.frombytes(chunk)
+                hits = {value: numbers.index(value) for value in missing.intersection(numbers)}
+            if hits:
+                found.update(hits)
+                missing.difference_update(hits)
+                if first is None:
+                    first = offset // 8 + min(hits.values())
+            offset += len(chunk)
+        if first is not None:
+            self._replay_from(fd, first)
+        return found
+
+    def _replay_from(self, fd: int, position: int) -> None:
+        """Hold the hashes that followed one found far back, for the pages that follow."""
+        count = min(self.REPLAY, self._spilled - position)
+        numbers = array("q")
+        numbers.frombytes(os.pread(fd, count * 8, position * 8))
+        self._replayed = set(numbers)
+
+    def _history(self) -> t.Iterator[array]:
+        """Every value added, oldest first, a chunk at a time: the file, then the buffer."""
+        if self._file is not None:
+            fd = self._file.fileno()
+            end = self._spilled * 8
+            for offset in range(0, end, self.CHUNK):
+                numbers = array("q")
+                numbers.frombytes(os.pread(fd, min(self.CHUNK, end - offset), offset))
+                yield numbers
+        yield self._tail
+
+    def _grow(self, needed: int) -> None:
+        size = len(self._slots)
+        while needed * 2 > size:
+            size *= 2
+        self._slots = array("h")  # the old table goes first: it is not needed to rebuild
+        slots = self._slots = array("h", bytes(2 * size))
+        mask = self._mask = size - 1
+        for numbers in self._history():
+            for value in numbers:
+                i = value & mask
+                while slots[i]:
+                    i = (i + 1) & mask
+                slots[i] = value >> 48 or 1
 
 
-#: The most keys the guard makes room for on the word of a reply's total (32 MiB).
+#: The most keys the guard makes room for on the word of a reply's total (8 MiB).
 RESERVE_AT_MOST = 1 << 21
 
 
@@ -188,8 +371,9 @@ class RepeatGuard:
     """Emits each record once per sync and ends a list that only repeats itself.
 
     It remembers a 64-bit hash of the key of every record emitted in the sync
-    (:class:`KeyHashes`, not the records), so a row served twice is dropped however far
-    apart the two pages are. A newest-first list that grows during the sync pushes rows
+    (:class:`KeyHashes`: a 16-bit fingerprint of each in memory, the hashes themselves
+    in a temporary file, :meth:`close` deletes it), so a row served twice is dropped
+    however far apart the two pages are, and never a row on a fingerprint alone. A newest-first list that grows during the sync pushes rows
     already read onto the pages that follow: when more than a page arrives between two
     requests, a whole page repeats, and that is no reason to stop, since the rows not yet
     read follow it. A page that brings nothing new ends the list only when the list
@@ -274,6 +458,11 @@ class RepeatGuard:
         if len(self._repeat_pages) > len(self._emitted) // max(len(unasked), 1) + 1:
             return [], "more pages repeated than the rows read could fill"
         return [], None
+
+    def close(self) -> None:
+        """End the sync: forget its keys, delete their file."""
+        self._emitted.close()
+        self._asked.close()
 
 
 class OverlappingOffsetPaginator(OffsetTotalPaginator):
