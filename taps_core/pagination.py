@@ -141,20 +141,22 @@ class KeyHashes:
     A hash of zero is taken as one, as the table of full hashes before it did.
     """
 
-    #: Hashes in each of the two sets of those last added, held exactly.
-    RECENT = 4096
+    #: Hashes in each of the two sets of those last added, held exactly (by default).
+    RECENT = 2048
     #: Hashes kept in memory before they are appended to the file (and it is opened).
     SPILL_AT = 4096
     #: Hashes brought into memory from after a key found far back in the file.
     REPLAY = 8192
-    #: Bytes read from the file at once when it is searched (a multiple of 8).
-    CHUNK = 1 << 20
+    #: Bytes read from the file at once when it is searched (a multiple of 8): little, as
+    #: a chunk and its ints are held while it is searched, and count in the peak memory.
+    CHUNK = 1 << 18
 
     __slots__ = (
         "_file",
         "_mask",
         "_older",
         "_recent",
+        "_recent_size",
         "_replayed",
         "_slots",
         "_spilled",
@@ -163,14 +165,15 @@ class KeyHashes:
         "file_passes",
     )
 
-    def __init__(self, capacity: int = 1024) -> None:
+    def __init__(self, capacity: int = 1024, recent: int | None = None) -> None:
         self._file: t.BinaryIO | None = None
+        self._recent_size = self.RECENT if recent is None else recent
         self._start(capacity)
 
     def _start(self, capacity: int) -> None:
         """Empty, with room for half of ``capacity`` values (a power of two, at least)."""
         size = 1 << max(capacity - 1, 1).bit_length()
-        self._slots = array("h", bytes(2 * size))
+        self._slots = array("h", [0]) * size
         self._mask = size - 1
         self._used = 0
         self._tail = array("q")  # the hashes not yet in the file, oldest first
@@ -282,7 +285,7 @@ class KeyHashes:
         else:
             self._tail.fromlist(values)
         self._recent.update(values)
-        if len(self._recent) >= self.RECENT:
+        if len(self._recent) >= self._recent_size:
             self._older, self._recent = self._recent, set()
         if len(self._tail) >= self.SPILL_AT:
             if self._file is None:
@@ -353,7 +356,7 @@ class KeyHashes:
         while needed * 2 > size:
             size *= 2
         self._slots = array("h")  # the old table goes first: it is not needed to rebuild
-        slots = self._slots = array("h", bytes(2 * size))
+        slots = self._slots = array("h", [0]) * size
         mask = self._mask = size - 1
         for numbers in self._history():
             for value in numbers:
@@ -372,12 +375,13 @@ class RepeatGuard:
 
     It remembers a 64-bit hash of the key of every record emitted in the sync
     (:class:`KeyHashes`: a 16-bit fingerprint of each in memory, the hashes themselves
-    in a temporary file, :meth:`close` deletes it), so a row served twice is dropped
-    however far apart the two pages are, and never a row on a fingerprint alone. A newest-first list that grows during the sync pushes rows
-    already read onto the pages that follow: when more than a page arrives between two
-    requests, a whole page repeats, and that is no reason to stop, since the rows not yet
-    read follow it. A page that brings nothing new ends the list only when the list
-    shows it is not growing:
+    in a temporary file that :meth:`close` deletes), so a row served twice is dropped
+    however far apart the two pages are, and no row is dropped on a fingerprint alone.
+    A newest-first list that grows during the sync pushes rows already read onto the
+    pages that follow: when more than a page arrives between two requests, a whole page
+    repeats, and that is no reason to stop, since the rows not yet read follow it. A
+    page that brings nothing new ends the list only when the list shows it is not
+    growing:
 
     - the paginator asks again for a page it already asked for (a cursor that cycles);
     - the reply states the list's size, and more rows came back in this sync than the
@@ -399,7 +403,7 @@ class RepeatGuard:
     def __init__(self, hashes_of: t.Callable[[list[dict]], list[int]]) -> None:
         self._hashes_of = hashes_of
         self._emitted = KeyHashes()
-        self._asked = KeyHashes(64)
+        self._asked = KeyHashes(64, recent=64)  # a token asked again is rare: the file tells
         self._first_total: int | None = None  # the list's size on the first page
         self._repeated = 0  # rows served again in this sync (new rows at the head push
         # one row already read onto the next page each, so no more than the list grew)
@@ -426,7 +430,7 @@ class RepeatGuard:
             self._first_total = total
             self._emitted.reserve(min(total, RESERVE_AT_MOST))
         try:
-            token_hash = hash(token)
+            token_hash = hash((token,))  # an int is its own hash: the tuple's spreads its bits
         except TypeError:
             token_hash = hash(repr(token))
         first_ask = not self._asked.add_new([token_hash])
