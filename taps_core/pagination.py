@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import logging
 import os
 import sys
 import tempfile
@@ -17,6 +18,8 @@ from taps_core.errors import APIError, request_label
 if t.TYPE_CHECKING:
     import requests
     from singer_sdk.streams.rest import HTTPRequest, PageContext
+
+_log = logging.getLogger(__name__)
 
 RowsOf = t.Callable[["requests.Response"], list]
 TotalOf = t.Callable[["requests.Response"], "int | None"]
@@ -108,37 +111,41 @@ class PageNumberPaginator(BaseAPIPaginator[int]):
 
 
 class KeyHashes:
-    """A set of 64-bit key hashes that holds about 2 to 4 bytes a key in memory.
+    """A set of 64-bit key hashes that holds about 2 to 4 bytes a key in memory, exactly.
 
     A guard must remember every key a sync emitted, so what it holds a key is what a long
     sync pays: a Python ``set`` of ints costs some 70 bytes a key, a flat table of the
     hashes themselves 16 to 32 (16 MiB for a million rows, the tap's only memory that
     grew with the rows). Yet it must be exact: a row dropped because a shorter
-    fingerprint matched would be a row lost, silently. So the table is split in two:
+    fingerprint matched would be a row lost, silently. So the set is split in two:
 
-    - in memory, an ``array('H')`` of 16-bit fingerprints (the hash's top 16 bits, zero
-      taken as one: zero marks an empty slot), open addressing with linear probing on
-      the hash's low bits, at most half full, so that a miss (the common case: a new
-      row) costs about two probes, as before. A slot that holds a different fingerprint
-      proves the key new; an equal one only makes it doubtful;
-    - the full hashes, appended in emission order to an anonymous temporary file
-      (``tempfile.TemporaryFile``: no name, gone when closed) once more than
-      :attr:`SPILL_AT` of them have come, so a short list (a child stream's, per parent)
-      never opens one. Disk holds 8 bytes a key; memory the few thousand not yet written.
+    - in memory, an ``array('h')`` of 16-bit fingerprints (the hash's top 16 bits, zero
+      taken as one: zero marks an empty slot), open addressing with linear probing from
+      the slot the hash's low bits name, at most half full, so that a miss (the common
+      case: a new row) costs about two probes, as the table of full hashes did. An empty
+      slot reached proves the key new; a slot with its fingerprint only makes it doubtful;
+    - the full hashes, appended in the order they came to an anonymous temporary file
+      (``tempfile.TemporaryFile``: no name, gone when closed) once :attr:`SPILL_AT` of
+      them have come, so that a short list (a child stream's, one a parent) never opens
+      one. The file holds 8 bytes a key; memory only the few thousand not written yet.
 
     A doubtful key is first looked up in the hashes last added, held exactly (two sets
-    of :attr:`RECENT` each, newest and the one before), because the repeats of a list
+    of :attr:`RECENT`, the newest and the one before), because the repeats of a list
     that grows newest-first come from the page just read. Only a doubtful key not found
-    there is looked up in the file, all of a batch's doubtful keys in one pass over it,
-    in chunks. Fingerprints collide for about one new key in 50,000 (1.5 occupied
-    probes a miss, 1 in 65,535 each), so a sync of a million new rows reads its file
-    some twenty times. A key found far back (a list that serves its start again) brings
-    the :attr:`REPLAY` hashes that followed it into memory too, so that a list replaying
-    a long stretch costs one pass over the file for each such stretch, not one a page.
+    there is looked up in the file: all of a batch's doubtful keys in one pass over it,
+    a chunk at a time. A new key meets a fingerprint equal to its own about once in
+    50,000 or more (at most 1.5 occupied slots a miss at half full, 1 in 65,535 each),
+    so a sync of a million new rows searches its file some 10 to 20 times. A key found
+    far back (a list that serves its start again) brings the :attr:`REPLAY` hashes that
+    followed it into memory too, so that a list replaying a long stretch costs a pass
+    over the file for each such stretch, not one a page.
 
-    Growing the table rebuilds it from the file, since fingerprints do not say which
-    slot they came from; :meth:`reserve` sizes it once from a list's stated total.
-    A hash of zero is taken as one, as the table of full hashes before it did.
+    The values must be hashes whose top and low bits both vary (SipHash, a tuple's
+    hash), not small ints, which are their own hash: their fingerprints would all be
+    one, and every slot shared would send a key to the file. Growing the table rebuilds
+    it from the file, since a fingerprint does not say which slot it came from;
+    :meth:`reserve` sizes it once from a list's stated total. A hash of zero is taken
+    as one, as the table of full hashes did before.
     """
 
     #: Hashes in each of the two sets of those last added, held exactly (by default).
@@ -159,6 +166,7 @@ class KeyHashes:
         "_recent_size",
         "_replayed",
         "_slots",
+        "_spill_at",
         "_spilled",
         "_tail",
         "_used",
@@ -178,6 +186,7 @@ class KeyHashes:
         self._used = 0
         self._tail = array("q")  # the hashes not yet in the file, oldest first
         self._spilled = 0  # hashes in the file
+        self._spill_at = self.SPILL_AT
         self._recent: set[int] = set()
         self._older: set[int] = set()
         self._replayed: set[int] = set()
@@ -287,13 +296,27 @@ class KeyHashes:
         self._recent.update(values)
         if len(self._recent) >= self._recent_size:
             self._older, self._recent = self._recent, set()
-        if len(self._tail) >= self.SPILL_AT:
-            if self._file is None:
+        if len(self._tail) >= self._spill_at:
+            self._spill()
+
+    def _spill(self) -> None:
+        """Append the buffer to the file, opened the first time.
+
+        Where no temporary file can be opened (no writable temporary directory), the
+        hashes stay in the buffer, exact still, at 8 bytes a key, as the guard held
+        them before it had a file.
+        """
+        if self._file is None:
+            try:
                 self._file = tempfile.TemporaryFile()  # noqa: SIM115 (closed by close())
-            self._file.write(self._tail)
-            self._file.flush()
-            self._spilled += len(self._tail)
-            self._tail = array("q")
+            except OSError as error:
+                _log.warning("The repeat guard keeps its keys in memory: %s", error)
+                self._spill_at = sys.maxsize
+                return
+        self._file.write(self._tail)
+        self._file.flush()
+        self._spilled += len(self._tail)
+        self._tail = array("q")
 
     def _held_before(self, wanted: set[int]) -> set[int]:
         """Those of ``wanted`` added before: in the buffer, or found in one pass of the file."""

@@ -265,6 +265,21 @@ def test_a_million_keys_hold_a_few_megabytes_of_memory_not_sixteen():
     assert len(table) == 0 and table.bytes_held() < 2**16
 
 
+def test_without_a_temporary_file_the_hashes_stay_in_memory_and_still_tell_every_repeat(
+    monkeypatch: pytest.MonkeyPatch,
+):
+    def no_file(*args, **kwargs):
+        raise OSError(30, "Read-only file system")
+
+    monkeypatch.setattr(pagination.tempfile, "TemporaryFile", no_file)
+    pages = _random_pages(200)
+    table = KeyHashes()
+    for page in pages:
+        assert table.add_new(page) == []
+    assert table.add_new([pages[0][0], 12345, pages[150][7]]) == [0, 2]
+    assert len(table) == 20_001 and table.file_passes == 0
+
+
 def test_the_guards_temporary_file_is_closed_at_the_end_of_a_sync(
     httpserver: HTTPServer, monkeypatch: pytest.MonkeyPatch
 ):
