@@ -661,6 +661,7 @@ class CollectionStream(RESTStream[t.Any]):
         finally:
             if lane is not None:
                 lane.end(group)
+            guard.close()
 
     # -- requests fetched ahead (taps_core.prefetch) ------------------------------------
 

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import dataclasses
+import logging
+import os
+import sys
+import tempfile
 import typing as t
 from array import array
 from urllib.parse import parse_qs, urljoin, urlsplit
@@ -14,6 +18,8 @@ from taps_core.errors import APIError, request_label
 if t.TYPE_CHECKING:
     import requests
     from singer_sdk.streams.rest import HTTPRequest, PageContext
+
+_log = logging.getLogger(__name__)
 
 RowsOf = t.Callable[["requests.Response"], list]
 TotalOf = t.Callable[["requests.Response"], "int | None"]
@@ -105,34 +111,102 @@ class PageNumberPaginator(BaseAPIPaginator[int]):
 
 
 class KeyHashes:
-    """A set of 64-bit key hashes in one flat array: about 16 to 32 bytes a key.
+    """A set of 64-bit key hashes that holds about 2 to 4 bytes a key in memory, exactly.
 
-    A Python ``set`` of ints costs some 70 bytes a key (an int object and a slot), so a
-    sync of ten million rows would hold 700 MB only to remember what it emitted. This is
-    an open-addressing table of ``array('q')`` with linear probing, kept at most half
-    full so that a miss (the common case: a new row) costs about two probes. Zero marks
-    an empty slot; a hash of zero is stored as one.
+    A guard must remember every key a sync emitted, so what it holds a key is what a long
+    sync pays: a Python ``set`` of ints costs some 70 bytes a key, a flat table of the
+    hashes themselves 16 to 32 (16 MiB for a million rows, the tap's only memory that
+    grew with the rows). Yet it must be exact: a row dropped because a shorter
+    fingerprint matched would be a row lost, silently. So the set is split in two:
+
+    - in memory, an ``array('h')`` of 16-bit fingerprints (the hash's top 16 bits, zero
+      taken as one: zero marks an empty slot), open addressing with linear probing from
+      the slot the hash's low bits name, at most half full, so that a miss (the common
+      case: a new row) costs about two probes, as the table of full hashes did. An empty
+      slot reached proves the key new; a slot with its fingerprint only makes it doubtful;
+    - the full hashes, appended in the order they came to an anonymous temporary file
+      (``tempfile.TemporaryFile``: no name, gone when closed) once :attr:`SPILL_AT` of
+      them have come, so that a short list (a child stream's, one a parent) never opens
+      one. The file holds 8 bytes a key; memory only the few thousand not written yet.
+
+    A doubtful key is first looked up in the hashes last added, held exactly (two sets
+    of :attr:`RECENT`, the newest and the one before), because the repeats of a list
+    that grows newest-first come from the page just read. Only a doubtful key not found
+    there is looked up in the file: all of a batch's doubtful keys in one pass over it,
+    a chunk at a time. A new key meets a fingerprint equal to its own about once in
+    50,000 or more (at most 1.5 occupied slots a miss at half full, 1 in 65,535 each),
+    so a sync of a million new rows searches its file some 10 to 20 times. A key found
+    far back (a list that serves its start again) brings the :attr:`REPLAY` hashes that
+    followed it into memory too, so that a list replaying a long stretch costs a pass
+    over the file for each such stretch, not one a page.
+
+    The values must be hashes whose top and low bits both vary (SipHash, a tuple's
+    hash), not small ints, which are their own hash: their fingerprints would all be
+    one, and every slot shared would send a key to the file. Growing the table rebuilds
+    it from the file, since a fingerprint does not say which slot it came from;
+    :meth:`reserve` sizes it once from a list's stated total. A hash of zero is taken
+    as one, as the table of full hashes did before.
     """
 
-    __slots__ = ("_mask", "_slots", "_used")
+    #: Hashes in each of the two sets of those last added, held exactly (by default).
+    RECENT = 2048
+    #: Hashes kept in memory before they are appended to the file (and it is opened).
+    SPILL_AT = 4096
+    #: Hashes brought into memory from after a key found far back in the file.
+    REPLAY = 8192
+    #: Bytes read from the file at once when it is searched (a multiple of 8): little, as
+    #: a chunk and its ints are held while it is searched, and count in the peak memory.
+    CHUNK = 1 << 18
 
-    def __init__(self, capacity: int = 1024) -> None:
+    __slots__ = (
+        "_file",
+        "_mask",
+        "_older",
+        "_recent",
+        "_recent_size",
+        "_replayed",
+        "_slots",
+        "_spill_at",
+        "_spilled",
+        "_tail",
+        "_used",
+        "file_passes",
+    )
+
+    def __init__(self, capacity: int = 1024, recent: int | None = None) -> None:
+        self._file: t.BinaryIO | None = None
+        self._recent_size = self.RECENT if recent is None else recent
+        self._start(capacity)
+
+    def _start(self, capacity: int) -> None:
+        """Empty, with room for half of ``capacity`` values (a power of two, at least)."""
         size = 1 << max(capacity - 1, 1).bit_length()
-        self._slots = array("q", bytes(8 * size))
+        self._slots = array("h", [0]) * size
         self._mask = size - 1
         self._used = 0
+        self._tail = array("q")  # the hashes not yet in the file, oldest first
+        self._spilled = 0  # hashes in the file
+        self._spill_at = self.SPILL_AT
+        self._recent: set[int] = set()
+        self._older: set[int] = set()
+        self._replayed: set[int] = set()
+        #: How many times the file was searched (each a pass over it, or less).
+        self.file_passes = 0
 
     def __len__(self) -> int:
         return self._used
 
     def __contains__(self, value: int) -> bool:
         value = value or 1
+        if value in self._recent or value in self._older or value in self._replayed:
+            return True
         slots, mask = self._slots, self._mask
+        mark = value >> 48 or 1
         i = value & mask
         while True:
             held = slots[i]
-            if held == value:
-                return True
+            if held == mark:
+                return bool(self._held_before({value}))
             if not held:
                 return False
             i = (i + 1) & mask
@@ -145,42 +219,177 @@ class KeyHashes:
         if 0 in values:
             values = [value or 1 for value in values]
         slots, mask = self._slots, self._mask
-        held_before = []
+        recent, older, replayed = self._recent, self._older, self._replayed
+        held_before: list[int] = []
+        doubtful: list[int] = []  # positions whose fingerprint is held, key unconfirmed
         for n, value in enumerate(values):
             i = value & mask
             held = slots[i]
+            if not held:
+                slots[i] = value >> 48 or 1
+                continue
+            mark = value >> 48 or 1
             while held:
-                if held == value:
-                    held_before.append(n)
+                if held == mark:
+                    if value in recent or value in older or value in replayed:
+                        held_before.append(n)
+                    else:
+                        doubtful.append(n)
                     break
                 i = (i + 1) & mask
                 held = slots[i]
             else:
-                slots[i] = value
+                slots[i] = mark
+        if doubtful:
+            self._settle(values, doubtful, held_before)
         self._used += len(values) - len(held_before)
+        self._remember(values, held_before)
         return held_before
 
     def reserve(self, count: int) -> None:
-        """Make room for ``count`` values at once: no doubling later, whose old and new
-        tables would be held together (half as much memory again, for a moment)."""
+        """Make room for ``count`` values at once: no rebuilding from the file later."""
         if count * 2 > len(self._slots):
             self._grow(count)
 
-    def _grow(self, needed: int) -> None:
-        old = self._slots
-        size = len(old)
-        while needed * 2 > size:
-            size *= 2
-        slots = self._slots = array("q", bytes(8 * size))
-        mask = self._mask = size - 1
-        for value in filter(None, old):
+    def bytes_held(self) -> int:
+        """The memory this set holds (its table, sets and buffer), not the file."""
+        sets = (self._recent, self._older, self._replayed)
+        return (
+            len(self._slots) * self._slots.itemsize
+            + len(self._tail) * self._tail.itemsize
+            + sum(sys.getsizeof(held) + sum(map(sys.getsizeof, held)) for held in sets)
+        )
+
+    def close(self) -> None:
+        """Forget every value and delete the file, at the end of a sync."""
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+        self._start(2)
+
+    def _settle(self, values: list[int], doubtful: list[int], held_before: list[int]) -> None:
+        """Tell the doubtful positions held before from those a fingerprint only matched.
+
+        A value is held if it was added before this batch (the file, the buffer) or
+        earlier in the batch: its first position in ``values`` comes first.
+        """
+        before = self._held_before({values[n] for n in doubtful})
+        slots, mask = self._slots, self._mask
+        for n in doubtful:
+            value = values[n]
+            if value in before or values.index(value) < n:
+                held_before.append(n)
+                continue
             i = value & mask
             while slots[i]:
                 i = (i + 1) & mask
-            slots[i] = value
+            slots[i] = value >> 48 or 1
+        held_before.sort()
+
+    def _remember(self, values: list[int], held_before: list[int]) -> None:
+        """Keep the batch's values exactly: new ones for good, all of them as recent."""
+        if held_before:
+            drop = set(held_before)
+            self._tail.extend(value for n, value in enumerate(values) if n not in drop)
+        else:
+            self._tail.fromlist(values)
+        self._recent.update(values)
+        if len(self._recent) >= self._recent_size:
+            self._older, self._recent = self._recent, set()
+        if len(self._tail) >= self._spill_at:
+            self._spill()
+
+    def _spill(self) -> None:
+        """Append the buffer to the file, opened the first time.
+
+        Where no temporary file can be opened (no writable temporary directory), the
+        hashes stay in the buffer, exact still, at 8 bytes a key, as the guard held
+        them before it had a file.
+        """
+        if self._file is None:
+            try:
+                self._file = tempfile.TemporaryFile()  # noqa: SIM115 (closed by close())
+            except OSError as error:
+                _log.warning("The repeat guard keeps its keys in memory: %s", error)
+                self._spill_at = sys.maxsize
+                return
+        self._file.write(self._tail)
+        self._file.flush()
+        self._spilled += len(self._tail)
+        self._tail = array("q")
+
+    def _held_before(self, wanted: set[int]) -> set[int]:
+        """Those of ``wanted`` added before: in the buffer, or found in one pass of the file."""
+        found = wanted.intersection(self._tail)
+        missing = wanted - found
+        if not missing or self._file is None:
+            return found
+        self.file_passes += 1
+        fd = self._file.fileno()
+        first: int | None = None  # the position in the file of the first one found
+        offset = 0
+        end = self._spilled * 8
+        while missing and offset < end:
+            chunk = os.pread(fd, min(self.CHUNK, end - offset), offset)
+            if not chunk:
+                raise OSError("the repeat guard's file ended early")
+            if len(missing) <= 4:  # a search a value, in C, beats making a chunk's ints
+                hits = {}
+                for value in missing:
+                    needle = array("q", [value]).tobytes()
+                    at = chunk.find(needle)
+                    while at >= 0 and at % 8:  # an 8-byte value starts every 8 bytes
+                        at = chunk.find(needle, at + 1)
+                    if at >= 0:
+                        hits[value] = at // 8
+            else:
+                numbers = array("q")
+                numbers.frombytes(chunk)
+                hits = {value: numbers.index(value) for value in missing.intersection(numbers)}
+            if hits:
+                found.update(hits)
+                missing.difference_update(hits)
+                if first is None:
+                    first = offset // 8 + min(hits.values())
+            offset += len(chunk)
+        if first is not None:
+            self._replay_from(fd, first)
+        return found
+
+    def _replay_from(self, fd: int, position: int) -> None:
+        """Hold the hashes that followed one found far back, for the pages that follow."""
+        count = min(self.REPLAY, self._spilled - position)
+        numbers = array("q")
+        numbers.frombytes(os.pread(fd, count * 8, position * 8))
+        self._replayed = set(numbers)
+
+    def _history(self) -> t.Iterator[array]:
+        """Every value added, oldest first, a chunk at a time: the file, then the buffer."""
+        if self._file is not None:
+            fd = self._file.fileno()
+            end = self._spilled * 8
+            for offset in range(0, end, self.CHUNK):
+                numbers = array("q")
+                numbers.frombytes(os.pread(fd, min(self.CHUNK, end - offset), offset))
+                yield numbers
+        yield self._tail
+
+    def _grow(self, needed: int) -> None:
+        size = len(self._slots)
+        while needed * 2 > size:
+            size *= 2
+        self._slots = array("h")  # the old table goes first: it is not needed to rebuild
+        slots = self._slots = array("h", [0]) * size
+        mask = self._mask = size - 1
+        for numbers in self._history():
+            for value in numbers:
+                i = value & mask
+                while slots[i]:
+                    i = (i + 1) & mask
+                slots[i] = value >> 48 or 1
 
 
-#: The most keys the guard makes room for on the word of a reply's total (32 MiB).
+#: The most keys the guard makes room for on the word of a reply's total (8 MiB).
 RESERVE_AT_MOST = 1 << 21
 
 
@@ -188,12 +397,14 @@ class RepeatGuard:
     """Emits each record once per sync and ends a list that only repeats itself.
 
     It remembers a 64-bit hash of the key of every record emitted in the sync
-    (:class:`KeyHashes`, not the records), so a row served twice is dropped however far
-    apart the two pages are. A newest-first list that grows during the sync pushes rows
-    already read onto the pages that follow: when more than a page arrives between two
-    requests, a whole page repeats, and that is no reason to stop, since the rows not yet
-    read follow it. A page that brings nothing new ends the list only when the list
-    shows it is not growing:
+    (:class:`KeyHashes`: a 16-bit fingerprint of each in memory, the hashes themselves
+    in a temporary file that :meth:`close` deletes), so a row served twice is dropped
+    however far apart the two pages are, and no row is dropped on a fingerprint alone.
+    A newest-first list that grows during the sync pushes rows already read onto the
+    pages that follow: when more than a page arrives between two requests, a whole page
+    repeats, and that is no reason to stop, since the rows not yet read follow it. A
+    page that brings nothing new ends the list only when the list shows it is not
+    growing:
 
     - the paginator asks again for a page it already asked for (a cursor that cycles);
     - the reply states the list's size, and more rows came back in this sync than the
@@ -215,7 +426,7 @@ class RepeatGuard:
     def __init__(self, hashes_of: t.Callable[[list[dict]], list[int]]) -> None:
         self._hashes_of = hashes_of
         self._emitted = KeyHashes()
-        self._asked = KeyHashes(64)
+        self._asked = KeyHashes(64, recent=64)  # a token asked again is rare: the file tells
         self._first_total: int | None = None  # the list's size on the first page
         self._repeated = 0  # rows served again in this sync (new rows at the head push
         # one row already read onto the next page each, so no more than the list grew)
@@ -242,7 +453,7 @@ class RepeatGuard:
             self._first_total = total
             self._emitted.reserve(min(total, RESERVE_AT_MOST))
         try:
-            token_hash = hash(token)
+            token_hash = hash((token,))  # an int is its own hash: the tuple's spreads its bits
         except TypeError:
             token_hash = hash(repr(token))
         first_ask = not self._asked.add_new([token_hash])
@@ -274,6 +485,11 @@ class RepeatGuard:
         if len(self._repeat_pages) > len(self._emitted) // max(len(unasked), 1) + 1:
             return [], "more pages repeated than the rows read could fill"
         return [], None
+
+    def close(self) -> None:
+        """End the sync: forget its keys, delete their file."""
+        self._emitted.close()
+        self._asked.close()
 
 
 class OverlappingOffsetPaginator(OffsetTotalPaginator):

@@ -9,13 +9,15 @@ from __future__ import annotations
 import json
 import random
 
+import pytest
 from pytest_httpserver import HTTPServer
 from singer_sdk.pagination import JSONPathPaginator
 from werkzeug import Request, Response
 
 from tap_rewards.streams import OrdersStream
 from tap_rewards.tap import TapRewards
-from taps_core.pagination import KeyHashes
+from taps_core import pagination
+from taps_core.pagination import KeyHashes, RepeatGuard
 from tests.support import FAST_RETRIES, catalog_selecting, sync_in_process
 
 
@@ -162,6 +164,144 @@ def test_the_key_table_holds_every_key_of_a_long_sync_and_reports_each_repeat():
     assert len(table) == 100_000 - 1
     assert all(b[-1] in table for b in batches)
     assert table.add_new([batches[7][3], 12345, batches[900][99], 12345]) == [0, 2, 3]
+
+
+def _random_pages(count: int, seed: int = 11) -> list[list[int]]:
+    rng = random.Random(seed)
+    return [[rng.getrandbits(64) - 2**63 for _ in range(100)] for _ in range(count)]
+
+
+def _hashed_guard() -> RepeatGuard:
+    """A guard over records that carry their key's hash, so tests can choose the hashes."""
+    return RepeatGuard(lambda page: [record["h"] for record in page])
+
+
+def test_the_first_row_of_a_sync_served_again_far_past_the_recent_window_is_dropped():
+    pages = _random_pages(400)  # 40,000 rows: far more than the hashes held exactly
+    assert 2 * KeyHashes.RECENT + KeyHashes.SPILL_AT + KeyHashes.REPLAY < 40_000
+    guard = _hashed_guard()
+    for n, page in enumerate(pages):
+        fresh, stop = guard.admit([{"h": h} for h in page], token=n)
+        assert len(fresh) == 100 and stop is None
+    first, new = {"h": pages[0][0]}, {"h": 12345}
+    assert guard.admit([first, new], token="again") == ([new], None)
+    assert guard._emitted.file_passes == 1  # the file answered, not memory
+    guard.close()
+
+
+@pytest.mark.parametrize(
+    ("held", "other"),
+    [
+        ((0x1234 << 48) | 77, (0x1234 << 48) | (1 << 40) | 77),
+        (-(5 << 48) | 3, -(5 << 48) | (1 << 33) | 3),  # a negative hash's top bits
+        (77, (1 << 48) | 77),  # fingerprint zero is taken as one: the same mark
+    ],
+)
+@pytest.mark.parametrize("far", [False, True])
+def test_a_hash_with_the_same_fingerprint_and_slot_as_one_held_is_not_dropped(
+    held: int, other: int, far: bool
+):
+    """Same 16 top bits, same low bits (the slot): only the full hash tells them apart."""
+    assert held != other and (held >> 48 or 1) == (other >> 48 or 1)
+    assert held & 0xFFFF_FFFF == other & 0xFFFF_FFFF
+    guard = _hashed_guard()
+    assert guard.admit([{"h": held}], token=-1) == ([{"h": held}], None)
+    for n, page in enumerate(_random_pages(200) if far else []):
+        guard.admit([{"h": h} for h in page], token=n)
+    assert guard.admit([{"h": other}, {"h": other}], token=-2) == ([{"h": other}], None)
+    assert guard.admit([{"h": held}, {"h": other}], token=-3)[0] == []
+    assert guard._emitted.file_passes == (2 if far else 0)  # each answered by the file
+    guard.close()
+
+
+def test_the_key_set_answers_as_a_plain_set_would_through_collisions_spills_and_growth(
+    monkeypatch: pytest.MonkeyPatch,
+):
+    """Few fingerprints and slots, so most lookups are doubtful; small windows and chunks,
+    so the file, its chunks, the replayed stretch and the rebuilds all answer often."""
+    for name, value in (("RECENT", 64), ("SPILL_AT", 50), ("REPLAY", 32), ("CHUNK", 64)):
+        monkeypatch.setattr(KeyHashes, name, value)
+    rng = random.Random(8)
+
+    def value() -> int:
+        top = rng.choice([0, 1, -3]) << 48
+        return top | rng.randrange(64) << 20 | rng.randrange(16) | rng.choice([0, 1 << 40])
+
+    table, plain = KeyHashes(16), set()
+    for _ in range(200):
+        batch = [value() for _ in range(rng.randrange(1, 120))]
+        expected = []
+        for n, held in enumerate(batch):
+            if (held or 1) in plain:
+                expected.append(n)
+            plain.add(held or 1)
+        assert table.add_new(batch) == expected
+        assert len(table) == len(plain)
+    assert all(held in table for held in rng.sample(sorted(plain), 200))
+    outside = [held for held in (value() for _ in range(400)) if (held or 1) not in plain]
+    assert outside and not any(held in table for held in outside)
+    assert table.file_passes > 50
+
+
+def test_a_list_serving_a_long_stretch_again_is_checked_against_the_file_once_not_a_page():
+    pages = _random_pages(400)
+    table = KeyHashes()
+    for page in pages:
+        table.add_new(page)
+    for page in pages[10:60]:  # 5,000 rows read long ago, again, in order
+        assert table.add_new(page) == list(range(100))
+    assert table.file_passes == 1
+    assert len(table) == 40_000
+
+
+def test_a_million_keys_hold_a_few_megabytes_of_memory_not_sixteen():
+    table = KeyHashes()
+    table.reserve(1_000_000)
+    for page in _random_pages(10_000, seed=3):
+        table.add_new(page)
+    assert len(table) == 1_000_000
+    assert table.bytes_held() < 6 * 2**20  # the table of full hashes held 16 MiB
+    table.close()
+    assert len(table) == 0 and table.bytes_held() < 2**16
+
+
+def test_without_a_temporary_file_the_hashes_stay_in_memory_and_still_tell_every_repeat(
+    monkeypatch: pytest.MonkeyPatch,
+):
+    def no_file(*args, **kwargs):
+        raise OSError(30, "Read-only file system")
+
+    monkeypatch.setattr(pagination.tempfile, "TemporaryFile", no_file)
+    pages = _random_pages(200)
+    table = KeyHashes()
+    for page in pages:
+        assert table.add_new(page) == []
+    assert table.add_new([pages[0][0], 12345, pages[150][7]]) == [0, 2]
+    assert len(table) == 20_001 and table.file_passes == 0
+
+
+def test_the_guards_temporary_file_is_closed_at_the_end_of_a_sync(
+    httpserver: HTTPServer, monkeypatch: pytest.MonkeyPatch
+):
+    opened: list = []
+
+    def temporary_file(*args, **kwargs):
+        opened.append(real(*args, **kwargs))
+        return opened[-1]
+
+    real = pagination.tempfile.TemporaryFile
+    monkeypatch.setattr(pagination.tempfile, "TemporaryFile", temporary_file)
+    monkeypatch.setattr(KeyHashes, "SPILL_AT", 150)  # a file after the second page
+
+    def handler(request: Request) -> Response:
+        offset = int(request.args["offset"])
+        rows = [_order(i) for i in range(offset, min(offset + 100, 500))]
+        body = {"orders": rows, "total_count": 500}
+        return Response(json.dumps(body), content_type="application/json")
+
+    records = _sync_orders(httpserver, handler)
+    assert sorted(r["id"] for r in records) == [f"ord-{i:05d}" for i in range(500)]
+    assert opened and all(file.closed for file in opened)
 
 
 def test_an_overlapped_sync_of_a_list_that_pages_falsely_emits_the_same_for_a_page_or_two_more(
