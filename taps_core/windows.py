@@ -127,8 +127,11 @@ class DateWindowStream(CollectionStream):
             restore_state(state, saved)
         if origin is None:
             return None
-        horizon = self.window_horizon()
+        # "now" before the horizon: a second that ticks between the two must not make
+        # the horizon look like an end_date already past (its last window would end
+        # earlier than the read's)
         now = datetime.now(timezone.utc).replace(microsecond=0)
+        horizon = self.window_horizon()
         final = horizon < now  # an end_date in the past: the read's horizon is this one
         token = self.get_new_paginator().current_value
         return (
