@@ -52,6 +52,7 @@ from __future__ import annotations
 import contextlib
 import itertools
 import queue
+import sys
 import threading
 import time
 import typing as t
@@ -177,7 +178,9 @@ class Pool:
         #: Slots of that share held (main thread only: jobs are submitted and released
         #: there).
         self.upcoming_held = 0
-        self._queue: queue.PriorityQueue[tuple[int, int, Job, Send]] = queue.PriorityQueue()
+        self._queue: queue.PriorityQueue[tuple[int, int, Job | None, Send | None]] = (
+            queue.PriorityQueue()
+        )
         self._order = itertools.count()
         self._threads: list[threading.Thread] = []
         self._lock = threading.Lock()
@@ -261,9 +264,32 @@ class Pool:
                 thread.start()
                 self._threads.append(thread)
 
+    def close(self) -> None:
+        """The sync is over (done, failed or stopped): nothing queued is sent, workers end.
+
+        Otherwise a sync run in-process (an orchestrator's, a test's) leaves its workers
+        waiting for jobs forever, and after a failure they go on sending what the streams
+        to come had queued, requests the sequential sync never sends. A job being sent
+        ends as it would; its worker ends after it.
+        """
+        while True:
+            try:
+                _, _, job, _ = self._queue.get_nowait()
+            except queue.Empty:
+                break
+            if job is not None:  # not the cue of an earlier close
+                job.cancelled = True
+                job.done.set()
+        with self._lock:
+            threads, self._threads = self._threads, []
+        for _ in threads:  # one cue a worker, taken after any job queued later
+            self._queue.put((_LAST, next(self._order), None, None))
+
     def _work(self) -> None:
         while True:
             _, _, job, send = self._queue.get()
+            if job is None:  # the pool is closed
+                return
             with self._lock:
                 self._running += 1
             try:
@@ -558,6 +584,8 @@ class Lane:
 
 
 _END = object()
+#: The priority of a worker's cue to end: after every job.
+_LAST = sys.maxsize
 
 
 class Chain:

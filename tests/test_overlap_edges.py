@@ -6,10 +6,17 @@ something behind it, and proves it does not.
 
 from __future__ import annotations
 
+import threading
+import time
 from datetime import datetime, timedelta, timezone
 
+import pytest
+
+from api_sandbox import Fault, Sandbox
 from tap_reporting.tap import TapReporting
 from taps_core import windows
+from taps_core.errors import APIError
+from tests.support import catalog_selecting, sync_in_process, tap_case
 
 
 class _TickingClock(datetime):
@@ -44,3 +51,48 @@ def test_a_second_that_ticks_while_windows_are_offered_keeps_the_window_ending_n
     assert planned is not None
     offered = [(context["window_start"], context["window_end"]) for context, _ in planned]
     assert offered == [("2025-11-22T12:00:00Z", "2025-12-23T12:00:00Z")]
+
+
+def _prefetch_workers() -> set[threading.Thread]:
+    return {thread for thread in threading.enumerate() if thread.name.startswith("prefetch-")}
+
+
+def _workers_left(before: set[threading.Thread], seconds: float = 5) -> set[threading.Thread]:
+    """The workers started since ``before`` still alive after at most ``seconds``."""
+    deadline = time.monotonic() + seconds
+    while _prefetch_workers() - before and time.monotonic() < deadline:
+        time.sleep(0.02)
+    return _prefetch_workers() - before
+
+
+def test_an_in_process_sync_leaves_no_worker_thread_behind():
+    """An orchestrator that runs syncs in its own process must not gain eight idle
+    threads a sync."""
+    case = tap_case("reporting")
+    before = _prefetch_workers()
+    latency = Fault("latency", seconds=0.02, times=None)
+    with Sandbox(seed=42, faults=[latency]) as sandbox:
+        config = case.config(sandbox, max_concurrent_requests=8)
+        catalog = catalog_selecting(case.tap_class, config, "list_disputes", "list_payments")
+        result = sync_in_process(case.tap_class, config, catalog=catalog)
+        assert sandbox.in_flight["peak"] > 1  # the workers did fetch ahead
+    assert result.records("list_payments")
+    assert not _workers_left(before)
+
+
+def test_a_failed_in_process_sync_sends_nothing_the_streams_to_come_had_queued():
+    """list_disputes is refused (404, no retry) while the streams after it have their
+    first pages queued: once the sync has raised, only the requests the two workers had
+    begun reach the API, and the workers end."""
+    case = tap_case("reporting")
+    refused = Fault("status", api="reporting", path="/v1/customer/disputes", status=404, times=None)
+    latency = Fault("latency", seconds=0.2, times=None)
+    before = _prefetch_workers()
+    with Sandbox(seed=42, faults=[refused, latency]) as sandbox:
+        config = case.config(sandbox, max_concurrent_requests=2, start_date="2025-01-01T00:00:00Z")
+        with pytest.raises(APIError, match="list_disputes"):
+            sync_in_process(case.tap_class, config)
+        sent = len(sandbox.requests)
+        time.sleep(1.0)  # what a worker would still send, late
+        assert len(sandbox.requests) <= sent + 2
+    assert not _workers_left(before)
