@@ -70,8 +70,6 @@ Key = tuple[str, str, bytes]
 #: How long the main thread waits on a reply at a time: short enough for a signal's
 #: handler (SIGTERM's safe stop) to run between waits on any platform.
 _WAIT_STEP = 0.25
-#: How many of the main thread's own requests a lane remembers (see ``Lane._sent``).
-_SENT_KEPT = 64
 
 
 def request_key(prepared: requests.PreparedRequest) -> Key:
@@ -321,9 +319,12 @@ class Lane:
         self._jobs: dict[Key, Job] = {}
         #: [group, iterator, most jobs of the group at once], front first.
         self._plans: deque[list[t.Any]] = deque()
-        #: Requests the main thread sent itself lately: a plan that lags behind it
-        #: must not send them a second time.
-        self._sent: deque[Key] = deque(maxlen=_SENT_KEPT)
+        #: Requests the reader has taken (the hash of each key): a plan that lags behind
+        #: it must not send them a second time. Every one, not the latest few: a plan
+        #: waits where it was while fetching ahead is not worth it (a fast API) and may
+        #: lag the reader by any number of requests when it resumes. A hash that two
+        #: keys share only leaves a request to the reader, never sends one twice.
+        self._sent: set[int] = set()
         self._chains: list[Chain] = []
         self.users = 0
         #: 0 while the stream is read (or fed, for a child); before that, its place
@@ -422,7 +423,7 @@ class Lane:
             context, token = item
             prepared = prepare(context, token)
             key = request_key(prepared)
-            if key in self._jobs or key in self._sent:
+            if key in self._jobs or hash(key) in self._sent:
                 continue
             job = Job(prepared, context, group, self.priority)
             if not self._pool.submit(job, self._send, upcoming=self.priority > 0):
@@ -518,7 +519,7 @@ class Lane:
             self._drop_chain(chain)
             return False
         key = request_key(prepared)
-        if key in self._sent:  # the reader is past it: nothing ahead to fetch
+        if hash(key) in self._sent:  # the reader is past it: nothing ahead to fetch
             self._drop_chain(chain)
             return False
         job = self._jobs.get(key)
@@ -545,7 +546,7 @@ class Lane:
         """
         key = request_key(prepared)
         job = self._jobs.pop(key, None)
-        self._sent.append(key)  # read: no plan that lags behind fetches it again
+        self._sent.add(hash(key))  # read: no plan that lags behind fetches it again
         if job is None:
             began = time.monotonic()
             response = send(prepared, context)

@@ -6,8 +6,10 @@ something behind it, and proves it does not.
 
 from __future__ import annotations
 
+import json
 import threading
 import time
+from collections import Counter
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -96,3 +98,52 @@ def test_a_failed_in_process_sync_sends_nothing_the_streams_to_come_had_queued()
         time.sleep(1.0)  # what a worker would still send, late
         assert len(sandbox.requests) <= sent + 2
     assert not _workers_left(before)
+
+
+def _requests_asked(sandbox: Sandbox) -> Counter:
+    return Counter(
+        (r.method, r.path, json.dumps(r.query, sort_keys=True)) for r in sandbox.requests
+    )
+
+
+def test_windows_read_while_the_api_was_fast_are_not_fetched_again_once_it_slows():
+    """200 one-day windows of one page each: the first 150 replies come at once (not
+    worth fetching ahead, the plan of windows waits where it was), the rest slowly.
+    When fetching ahead resumes, the windows the reader has passed, long ago, are not
+    asked again: the overlapped sync asks exactly what the sequential one does."""
+    case = tap_case("reporting")
+    origin = datetime(2025, 1, 1, tzinfo=timezone.utc)
+    asked = {}
+    for concurrent in (1, 8):
+        slow_later = Fault("latency", api="reporting", seconds=0.03, skip=150, times=None)
+        with Sandbox(seed=42, faults=[slow_later]) as sandbox:
+            config = case.config(
+                sandbox,
+                max_concurrent_requests=concurrent,
+                start_date=origin.isoformat(),
+                end_date=(origin + timedelta(days=200)).isoformat(),
+                window_days=1,
+            )
+            catalog = catalog_selecting(case.tap_class, config, "transactions")
+            result = sync_in_process(case.tap_class, config, catalog=catalog)
+            asked[concurrent] = _requests_asked(sandbox)
+        assert result.records("transactions")
+    assert max(asked[1].values()) == 1
+    assert asked[8] == asked[1]
+
+
+def test_children_read_while_the_api_was_fast_are_not_fetched_again_once_it_slows():
+    """300 products, one show_product_details request each: the children planned on
+    the early pages of list_products wait while replies come at once, and once they
+    slow, the children the reader has long passed are not asked again."""
+    case = tap_case("reporting")
+    slow_later = Fault("latency", api="reporting", seconds=0.015, skip=150, times=None)
+    counts = {"reporting": {"list_products": 300}}
+    with Sandbox(seed=42, counts=counts, faults=[slow_later]) as sandbox:
+        config = case.config(sandbox, max_concurrent_requests=8)
+        catalog = catalog_selecting(case.tap_class, config, "show_product_details")
+        result = sync_in_process(case.tap_class, config, catalog=catalog)
+        asked = _requests_asked(sandbox)
+    assert len(result.records("show_product_details")) == 300
+    assert [request for request, times in asked.items() if times > 1] == []
+    assert sum(1 for _, path, _ in asked if path.startswith("/v1/catalogs/products/")) == 300
