@@ -18,7 +18,7 @@ from api_sandbox import Fault, Sandbox
 from tap_reporting.tap import TapReporting
 from taps_core import windows
 from taps_core.errors import APIError
-from tests.support import catalog_selecting, sync_in_process, tap_case
+from tests.support import catalog_selecting, run_cli, sync_in_process, tap_case
 
 
 class _TickingClock(datetime):
@@ -147,3 +147,23 @@ def test_children_read_while_the_api_was_fast_are_not_fetched_again_once_it_slow
     assert len(result.records("show_product_details")) == 300
     assert [request for request, times in asked.items() if times > 1] == []
     assert sum(1 for _, path, _ in asked if path.startswith("/v1/catalogs/products/")) == 300
+
+
+def test_a_stream_to_come_says_its_incremental_sync_starts_once_as_it_starts(tmp_path):
+    """Its requests built ahead write its starting bookmark for a moment (the state is
+    put back): the SDK's "Starting incremental sync" line must not come with each of
+    them, long before the stream begins."""
+    case = tap_case("reporting")
+    start = (datetime.now(timezone.utc) - timedelta(days=200, hours=3)).replace(microsecond=0)
+    latency = Fault("latency", seconds=0.02, times=None)
+    with Sandbox(seed=42, faults=[latency]) as sandbox:
+        config = case.config(sandbox, max_concurrent_requests=8, start_date=start.isoformat())
+        catalog = tmp_path / "catalog.json"
+        selected = catalog_selecting(case.tap_class, config, "list_disputes", "transactions")
+        catalog.write_text(json.dumps(selected))
+        result = run_cli(case.executable, config, tmp_path, "--catalog", str(catalog))
+        early = [r.path for r in sandbox.requests].index("/v1/reporting/transactions")
+        assert early < len(sandbox.requests) - 5  # windows went ahead
+    assert result.returncode == 0, result.stderr[-2000:]
+    said = [line for line in result.stderr.splitlines() if "Starting incremental sync" in line]
+    assert [line.split("'")[1] for line in said] == ["list_disputes", "transactions"]
