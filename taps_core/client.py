@@ -741,12 +741,32 @@ class CollectionStream(RESTStream[t.Any]):
         in place and in its key order, before any other message can be written: a
         STATE message of the stream being read meanwhile is unchanged.
         """
+        with self.as_its_sync_begins(context):
+            return self._prepare_request(context=context, page=prefetch.At(token))
+
+    @contextlib.contextmanager
+    def as_its_sync_begins(self, context: Context | None) -> t.Iterator[None]:
+        """The tap's state, for the block, as this stream's sync writes it as it begins.
+
+        Put back as it was afterwards (see :meth:`request_ahead`). The SDK logs
+        "Starting incremental sync of ... with bookmark value" as it writes the value:
+        said here, before the stream begins and once per request built ahead, it would
+        tell what is not happening, so it is not said.
+        """
         state = self._tap.state
         saved = copy.deepcopy(state)
+        manager = self.state_manager
+        logger = getattr(manager, "_logger", None)
         try:
+            if logger is not None:
+                manager._logger = _UNHEARD  # main thread only, as the state manager is
             self._write_starting_replication_value(context)
-            return self._prepare_request(context=context, page=prefetch.At(token))
+            if logger is not None:
+                manager._logger = logger
+            yield
         finally:
+            if logger is not None:
+                manager._logger = logger
             restore_state(state, saved)
 
     def _children_to_feed(self) -> list[CollectionStream]:
@@ -944,6 +964,9 @@ def restore_state(target: dict, saved: dict) -> None:
 
 
 _MISSING = object()
+#: A logger that says nothing (see ``CollectionStream.as_its_sync_begins``).
+_UNHEARD = logging.Logger("taps_core.unheard")
+_UNHEARD.disabled = True
 _ONLY_STR = {str}
 #: Connections requests keeps alive a host by default.
 _POOL_CONNECTIONS = 10

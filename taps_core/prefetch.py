@@ -52,6 +52,7 @@ from __future__ import annotations
 import contextlib
 import itertools
 import queue
+import sys
 import threading
 import time
 import typing as t
@@ -69,8 +70,6 @@ Key = tuple[str, str, bytes]
 #: How long the main thread waits on a reply at a time: short enough for a signal's
 #: handler (SIGTERM's safe stop) to run between waits on any platform.
 _WAIT_STEP = 0.25
-#: How many of the main thread's own requests a lane remembers (see ``Lane._sent``).
-_SENT_KEPT = 64
 
 
 def request_key(prepared: requests.PreparedRequest) -> Key:
@@ -177,7 +176,9 @@ class Pool:
         #: Slots of that share held (main thread only: jobs are submitted and released
         #: there).
         self.upcoming_held = 0
-        self._queue: queue.PriorityQueue[tuple[int, int, Job, Send]] = queue.PriorityQueue()
+        self._queue: queue.PriorityQueue[tuple[int, int, Job | None, Send | None]] = (
+            queue.PriorityQueue()
+        )
         self._order = itertools.count()
         self._threads: list[threading.Thread] = []
         self._lock = threading.Lock()
@@ -261,9 +262,32 @@ class Pool:
                 thread.start()
                 self._threads.append(thread)
 
+    def close(self) -> None:
+        """The sync is over (done, failed or stopped): nothing queued is sent, workers end.
+
+        Otherwise a sync run in-process (an orchestrator's, a test's) leaves its workers
+        waiting for jobs forever, and after a failure they go on sending what the streams
+        to come had queued, requests the sequential sync never sends. A job being sent
+        ends as it would; its worker ends after it.
+        """
+        while True:
+            try:
+                _, _, job, _ = self._queue.get_nowait()
+            except queue.Empty:
+                break
+            if job is not None:  # not the cue of an earlier close
+                job.cancelled = True
+                job.done.set()
+        with self._lock:
+            threads, self._threads = self._threads, []
+        for _ in threads:  # one cue a worker, taken after any job queued later
+            self._queue.put((_LAST, next(self._order), None, None))
+
     def _work(self) -> None:
         while True:
             _, _, job, send = self._queue.get()
+            if job is None:  # the pool is closed
+                return
             with self._lock:
                 self._running += 1
             try:
@@ -295,9 +319,12 @@ class Lane:
         self._jobs: dict[Key, Job] = {}
         #: [group, iterator, most jobs of the group at once], front first.
         self._plans: deque[list[t.Any]] = deque()
-        #: Requests the main thread sent itself lately: a plan that lags behind it
-        #: must not send them a second time.
-        self._sent: deque[Key] = deque(maxlen=_SENT_KEPT)
+        #: Requests the reader has taken (the hash of each key): a plan that lags behind
+        #: it must not send them a second time. Every one, not the latest few: a plan
+        #: waits where it was while fetching ahead is not worth it (a fast API) and may
+        #: lag the reader by any number of requests when it resumes. A hash that two
+        #: keys share only leaves a request to the reader, never sends one twice.
+        self._sent: set[int] = set()
         self._chains: list[Chain] = []
         self.users = 0
         #: 0 while the stream is read (or fed, for a child); before that, its place
@@ -396,7 +423,7 @@ class Lane:
             context, token = item
             prepared = prepare(context, token)
             key = request_key(prepared)
-            if key in self._jobs or key in self._sent:
+            if key in self._jobs or hash(key) in self._sent:
                 continue
             job = Job(prepared, context, group, self.priority)
             if not self._pool.submit(job, self._send, upcoming=self.priority > 0):
@@ -492,7 +519,7 @@ class Lane:
             self._drop_chain(chain)
             return False
         key = request_key(prepared)
-        if key in self._sent:  # the reader is past it: nothing ahead to fetch
+        if hash(key) in self._sent:  # the reader is past it: nothing ahead to fetch
             self._drop_chain(chain)
             return False
         job = self._jobs.get(key)
@@ -519,7 +546,7 @@ class Lane:
         """
         key = request_key(prepared)
         job = self._jobs.pop(key, None)
-        self._sent.append(key)  # read: no plan that lags behind fetches it again
+        self._sent.add(hash(key))  # read: no plan that lags behind fetches it again
         if job is None:
             began = time.monotonic()
             response = send(prepared, context)
@@ -558,6 +585,8 @@ class Lane:
 
 
 _END = object()
+#: The priority of a worker's cue to end: after every job.
+_LAST = sys.maxsize
 
 
 class Chain:

@@ -119,16 +119,20 @@ class CollectionTap(Tap):
         return [stream_type(tap=self) for stream_type in self.stream_types]
 
     def sync_all(self) -> None:
-        """The SDK's sync, then out with the RECORD lines still gathered.
+        """The SDK's sync, then out with the RECORD lines still gathered; workers end.
 
         Gathered lines leave with the next SCHEMA or STATE message; a sync whose last
         state equals the one before writes no final STATE, and its last records would
         wait for the process to exit, or, run in-process, land in the next sync's output.
+        The workers that fetch ahead end too (:meth:`taps_core.prefetch.Pool.close`).
         """
         try:
             super().sync_all()
         finally:
             gathered_records.flush()
+            pool = self.__dict__.get("prefetch_pool")
+            if pool is not None:
+                pool.close()
 
     @cached_property
     def budget(self) -> RequestBudget:

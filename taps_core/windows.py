@@ -24,12 +24,11 @@ every row before it has been emitted.
 
 from __future__ import annotations
 
-import copy
 import typing as t
 from datetime import datetime, timedelta, timezone
 
 from taps_core import prefetch
-from taps_core.client import CollectionStream, restore_state
+from taps_core.client import CollectionStream
 from taps_core.errors import APIError
 
 if t.TYPE_CHECKING:
@@ -118,17 +117,15 @@ class DateWindowStream(CollectionStream):
         """
         if self.partitions is not None or self.parent_stream_type is not None:
             return None
-        state = self._tap.state
-        saved = copy.deepcopy(state)
-        try:  # the stream's starting value, as its sync will write it (see request_ahead)
-            self._write_starting_replication_value(None)
+        with self.as_its_sync_begins(None):  # the stream's starting value (request_ahead)
             origin = self.window_origin(None) if self.get_starting_timestamp(None) else None
-        finally:
-            restore_state(state, saved)
         if origin is None:
             return None
-        horizon = self.window_horizon()
+        # "now" before the horizon: a second that ticks between the two must not make
+        # the horizon look like an end_date already past (its last window would end
+        # earlier than the read's)
         now = datetime.now(timezone.utc).replace(microsecond=0)
+        horizon = self.window_horizon()
         final = horizon < now  # an end_date in the past: the read's horizon is this one
         token = self.get_new_paginator().current_value
         return (
