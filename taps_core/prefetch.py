@@ -70,6 +70,8 @@ Key = tuple[str, str, bytes]
 #: How long the main thread waits on a reply at a time: short enough for a signal's
 #: handler (SIGTERM's safe stop) to run between waits on any platform.
 _WAIT_STEP = 0.25
+#: How many requests the reader took a lane remembers (see ``Lane._sent``).
+_SENT_KEPT = 4096
 
 
 def request_key(prepared: requests.PreparedRequest) -> Key:
@@ -319,12 +321,12 @@ class Lane:
         self._jobs: dict[Key, Job] = {}
         #: [group, iterator, most jobs of the group at once], front first.
         self._plans: deque[list[t.Any]] = deque()
-        #: Requests the reader has taken (the hash of each key): a plan that lags behind
-        #: it must not send them a second time. Every one, not the latest few: a plan
-        #: waits where it was while fetching ahead is not worth it (a fast API) and may
-        #: lag the reader by any number of requests when it resumes. A hash that two
-        #: keys share only leaves a request to the reader, never sends one twice.
-        self._sent: set[int] = set()
+        #: Requests the reader has taken lately (the hash of each key, oldest first): a
+        #: plan that lags behind it must not send them a second time. A plan lags by
+        #: less than this: it never waits while the reader goes on (one is dropped
+        #: where fetching ahead is not worth it, see :meth:`_fill`). A hash that two keys
+        #: share only leaves a request to the reader, never sends one twice.
+        self._sent: dict[int, None] = {}
         self._chains: list[Chain] = []
         self.users = 0
         #: 0 while the stream is read (or fed, for a child); before that, its place
@@ -408,6 +410,11 @@ class Lane:
         """Start planned requests while the lane holds fewer than ``most``; ``more``:
         beyond each plan's cap, while it says so."""
         if not self._pool.worth_it:
+            # Dropped, not kept waiting: the reader goes on meanwhile, and a plan that
+            # resumed once the API slows would ask again what the reader took since
+            # (and, a parent's pages feeding plans, pile them up). Lists and parents
+            # plan again from their next replies, should fetching ahead pay by then.
+            self._plans.clear()
             return
         while self._plans and len(self._jobs) < most and (more is None or more()):
             for entry in self._plans:
@@ -546,7 +553,7 @@ class Lane:
         """
         key = request_key(prepared)
         job = self._jobs.pop(key, None)
-        self._sent.add(hash(key))  # read: no plan that lags behind fetches it again
+        self._remember_taken(key)
         if job is None:
             began = time.monotonic()
             response = send(prepared, context)
@@ -557,6 +564,13 @@ class Lane:
             return job.wait(self._pool), True
         finally:
             job.release()  # the lane refills once the reader has read the page (widen)
+
+    def _remember_taken(self, key: Key) -> None:
+        """Read: no plan that lags behind fetches it again (the latest :data:`_SENT_KEPT`)."""
+        sent = self._sent
+        sent[hash(key)] = None
+        if len(sent) > _SENT_KEPT:
+            del sent[next(iter(sent))]
 
     def end(self, group: object) -> None:
         """Drop what is left of ``group``: its plan, and replies nobody will take."""
