@@ -106,6 +106,11 @@ _TIMESTAMP = re.compile(
 )
 
 
+#: The common case of :func:`utc_text`, a UTC instant to the second or finer, read
+#: without the arithmetic (a year of four digits from 1000 on, as ``strftime`` writes).
+_UTC_TIMESTAMP = re.compile(r"([1-9]\d{3}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2})(\.\d+)?(?:[Zz]|\+00:?00)")
+
+
 def _parts(value: str) -> re.Match[str]:
     match = _TIMESTAMP.fullmatch(value.strip())
     if match is None:
@@ -160,6 +165,10 @@ def utc_text(value: str) -> str:
     ``05:00Z`` though it is the same instant. A zone-less value is UTC; a date alone is
     its midnight. Raises ValueError for text that is not a timestamp.
     """
+    utc = _UTC_TIMESTAMP.fullmatch(value)
+    if utc is not None:  # already UTC, as most APIs write it: only the zone's spelling
+        datetime.fromisoformat(utc[1])  # a real date and time
+        return f"{utc[1]}{utc[2] or ''}+00:00"
     match = _parts(value)
     clock = f"{match['hour'] or '00'}:{match['minute'] or '00'}:{match['second'] or '00'}"
     local = datetime.fromisoformat(f"{match['date']}T{clock}")

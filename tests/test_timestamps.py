@@ -172,3 +172,22 @@ def test_a_sorted_stream_still_gets_the_sdks_sort_check(api):
     """The bookmark shortcut skips values below the greatest only where nobody checks them."""
     with pytest.raises(InvalidStreamSortException):
         sync_in_process(TapSortedTimes, {"base_url": api.url_for(""), **FAST_RETRIES})
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("2024-01-31T12:00:00Z", "2024-01-31T12:00:00+00:00"),
+        ("2024-01-31T12:00:00.123456z", "2024-01-31T12:00:00.123456+00:00"),
+        ("2024-01-31T12:00:00+0000", "2024-01-31T12:00:00+00:00"),
+        ("2024-01-31T12:00:00.5+00:00", "2024-01-31T12:00:00.5+00:00"),
+    ],
+)
+def test_a_utc_instant_keeps_its_digits_in_the_bookmark_form(value, expected):
+    assert utc_text(value) == expected == utc_text(expected)
+
+
+@pytest.mark.parametrize("value", ["2024-02-30T00:00:00Z", "2024-01-01T24:00:00Z"])
+def test_a_utc_instant_that_is_no_real_date_is_refused(value):
+    with pytest.raises(ValueError):
+        utc_text(value)
