@@ -760,13 +760,13 @@ class CollectionStream(RESTStream[t.Any]):
         try:
             if logger is not None:
                 manager._logger = _UNHEARD  # main thread only, as the state manager is
-            self._write_starting_replication_value(context)
-            if logger is not None:
-                manager._logger = logger
+            try:
+                self._write_starting_replication_value(context)
+            finally:
+                if logger is not None:
+                    manager._logger = logger
             yield
         finally:
-            if logger is not None:
-                manager._logger = logger
             restore_state(state, saved)
 
     def _children_to_feed(self) -> list[CollectionStream]:

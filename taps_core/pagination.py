@@ -325,14 +325,8 @@ class KeyHashes:
         if not missing or self._file is None:
             return found
         self.file_passes += 1
-        fd = self._file.fileno()
         first: int | None = None  # the position in the file of the first one found
-        offset = 0
-        end = self._spilled * 8
-        while missing and offset < end:
-            chunk = os.pread(fd, min(self.CHUNK, end - offset), offset)
-            if not chunk:
-                raise OSError("the repeat guard's file ended early")
+        for offset, chunk in self._file_chunks():
             if len(missing) <= 4:  # a search a value, in C, beats making a chunk's ints
                 hits = {}
                 for value in missing:
@@ -351,10 +345,22 @@ class KeyHashes:
                 missing.difference_update(hits)
                 if first is None:
                     first = offset // 8 + min(hits.values())
-            offset += len(chunk)
+                if not missing:
+                    break
         if first is not None:
-            self._replay_from(fd, first)
+            self._replay_from(self._file.fileno(), first)
         return found
+
+    def _file_chunks(self) -> t.Iterator[tuple[int, bytes]]:
+        """The file's bytes, :attr:`CHUNK` at a time, each with its offset."""
+        assert self._file is not None
+        fd = self._file.fileno()
+        end = self._spilled * 8
+        for offset in range(0, end, self.CHUNK):
+            chunk = os.pread(fd, min(self.CHUNK, end - offset), offset)
+            if not chunk:
+                raise OSError("the repeat guard's file ended early")
+            yield offset, chunk
 
     def _replay_from(self, fd: int, position: int) -> None:
         """Hold the hashes that followed one found far back, for the pages that follow."""
@@ -366,11 +372,9 @@ class KeyHashes:
     def _history(self) -> t.Iterator[array]:
         """Every value added, oldest first, a chunk at a time: the file, then the buffer."""
         if self._file is not None:
-            fd = self._file.fileno()
-            end = self._spilled * 8
-            for offset in range(0, end, self.CHUNK):
+            for _, chunk in self._file_chunks():
                 numbers = array("q")
-                numbers.frombytes(os.pread(fd, min(self.CHUNK, end - offset), offset))
+                numbers.frombytes(chunk)
                 yield numbers
         yield self._tail
 

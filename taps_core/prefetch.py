@@ -319,7 +319,8 @@ class Lane:
         #: idle; a stream still to come, whose replies cannot be read yet, holds fewer.
         self.depth = pool.reading_depth
         self._jobs: dict[Key, Job] = {}
-        #: [group, iterator, most jobs of the group at once], front first.
+        #: [group, iterator, most jobs of the group at once, how each request is
+        #: built], front first.
         self._plans: deque[list[t.Any]] = deque()
         #: Requests the reader has taken lately (the hash of each key, oldest first): a
         #: plan that lags behind it must not send them a second time. A plan lags by

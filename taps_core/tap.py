@@ -155,7 +155,7 @@ class CollectionTap(Tap):
         for one read by date window, the first pages of its windows
         (:meth:`CollectionStream.plan_ahead`). Workers take the nearest stream's work
         first, the stream being read before all; what the streams to come fetch waits
-        in their share of the pool's buffer (half of it) until their read begins.
+        in their share of the pool's buffer (two thirds of it) until their read begins.
         """
         pool = self.prefetch_pool
         if pool is None:
